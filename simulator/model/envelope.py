@@ -1,0 +1,63 @@
+"""The envelope every component-to-component message travels in, and the message types of the pipeline.
+
+An envelope is what gets signed (JWS): routing header plus a non-personal ``body`` and, where the message
+carries personal data, ``sealed``: a JWE compact string that only the intended reader can open.
+This module must never sign, encrypt or validate; that is ``simulator.crypto``'s job.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Envelope", "MessageType"]
+
+
+class MessageType(StrEnum):
+    # 住基ネット side
+    IDENTITY_UPDATE = "jukinet.identity_update"  # 本人確認情報の更新 (8 items), 既存住基 → 市町村CS
+    IDENTITY_NOTIFY = "jukinet.identity_notify"  # 市町村CS → 都道府県サーバ → 全国サーバ
+    IDENTITY_ACK = "jukinet.identity_ack"
+    MY_NUMBER_REQUEST = "jukinet.my_number_request"  # 個人番号生成要求 (出生・初回記載)
+    MY_NUMBER_ISSUED = "jukinet.my_number_issued"
+    BASIC4_SEARCH = "jukinet.basic4_search"  # 4情報検索
+    BASIC4_RESULT = "jukinet.basic4_result"
+    CODE_ACQUISITION_NOTIFY = "jukinet.code_acquisition"  # (処理通番, 住民票コード) → 機構
+    # 団体内 (intra-municipal)
+    ATENA_REGISTER = "atena.register"  # 宛名の異動データ取込
+    ATENA_REGISTERED = "atena.registered"
+    REPLICA_UPDATE = "atena.replica_update"  # 副本登録 via 宛名 → 中間サーバー
+    REPLICA_ACK = "atena.replica_ack"
+    BUSINESS_QUERY = "atena.business_query"  # 業務システム → 宛名 → 中間サーバー (情報照会依頼)
+    BUSINESS_ANSWER = "atena.business_answer"
+    CODE_REQUEST = "atena.code_request"  # 宛名 → 中間サーバー: 符号取得依頼
+    CODE_STATUS = "atena.code_status"
+    # 番号制度 (中間サーバー ↔ NWS)
+    SERIAL_REQUEST = "nws.serial_request"  # 処理通番の発行依頼
+    SERIAL_ISSUED = "nws.serial_issued"
+    LINKAGE_CODE_ISSUED = "nws.linkage_code_issued"  # 符号の払出し
+    QUERY = "nws.query"  # 情報照会 (requester 中間サーバー → NWS)
+    PROVISION_REQUEST = "nws.provision_request"  # NWS → provider 中間サーバー, with 提供許可証 and 経路情報
+    PROVISION_REPLY = "nws.provision_reply"  # provider → NWS → requester, ciphertext to the requester
+    QUERY_REFUSED = "nws.query_refused"
+    PERMISSION_LIST = "nws.permission_list"  # 照会許可用照合リスト配信
+    RECEIPT = "nws.receipt"  # acknowledgement that a hop accepted a message
+
+
+class Envelope(BaseModel):
+    """The signed unit. ``body`` carries only non-personal data; personal data goes in ``sealed`` (JWE)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=8, max_length=64)
+    type: MessageType
+    sender: str = Field(min_length=1, max_length=128)
+    recipient: str = Field(min_length=1, max_length=128)
+    issued_at: datetime
+    nonce: str = Field(min_length=16, max_length=64)
+    correlation_id: str | None = Field(default=None, max_length=64)
+    body: dict[str, Any] = Field(default_factory=dict)
+    sealed: str | None = None
