@@ -26,6 +26,7 @@ class MessageType(StrEnum):
     BASIC4_SEARCH = "jukinet.basic4_search"  # 4情報検索
     BASIC4_RESULT = "jukinet.basic4_result"
     CODE_ACQUISITION_NOTIFY = "jukinet.code_acquisition"  # (処理通番, 住民票コード) → 機構
+    LINK_CODE_NOTIFY = "jukinet.link_code"  # 機構 → NWS: (処理通番, 機構が生成する連携用コード), never the 住民票コード
     # 団体内 (intra-municipal)
     ATENA_REGISTER = "atena.register"  # 宛名の異動データ取込
     ATENA_REGISTERED = "atena.registered"
@@ -45,6 +46,8 @@ class MessageType(StrEnum):
     QUERY_REFUSED = "nws.query_refused"
     PERMISSION_LIST = "nws.permission_list"  # 照会許可用照合リスト配信
     RECEIPT = "nws.receipt"  # acknowledgement that a hop accepted a message
+    RECORDS_REQUEST = "portal.records_request"  # マイナポータル → NWS: the 情報提供等記録 about one person
+    RECORDS_RESPONSE = "portal.records_response"
 
 
 class Envelope(BaseModel):
