@@ -18,9 +18,7 @@ from simulator.errors import InputError, Refusal, RefusalCode
 from .conftest import T0, Clock
 
 
-def _refused(
-    trust: TrustStore, chain: list[x509.Certificate] | tuple[x509.Certificate, ...], now: datetime
-) -> Refusal:
+def _refused(trust: TrustStore, chain: list[x509.Certificate] | tuple[x509.Certificate, ...], now: datetime) -> Refusal:
     with pytest.raises(Refusal) as caught:
         trust.validate(chain, now, component="nws")
     assert caught.value.control_id == "NET-003"
@@ -69,9 +67,7 @@ class TestProfiles:
         assert ca.issue("nws", "NWS", T0).certificate.serial_number != cert.serial_number
         assert "private_key" not in repr(cred)
         jwk = cred.public_jwk()
-        assert (
-            jwk["kty"] == "EC" and jwk["crv"] == "P-256" and "d" not in jwk and jwk["kid"] == cred.fingerprint
-        )
+        assert jwk["kty"] == "EC" and jwk["crv"] == "P-256" and "d" not in jwk and jwk["kid"] == cred.fingerprint
 
     def test_party_certificate_never_outlives_issuing_ca(self, ca: CertificateAuthority) -> None:
         late = T0 + timedelta(days=10 * 365 - 10)
@@ -108,18 +104,11 @@ class TestChainValidation:
         presenting_root = [*cred.chain, impostor.root_certificate]
         assert _refused(trust, presenting_root, T0).code is RefusalCode.UNKNOWN_CERTIFICATE
 
-    def test_leaf_with_someone_elses_intermediate_unknown(
-        self, ca: CertificateAuthority, trust: TrustStore
-    ) -> None:
+    def test_leaf_with_someone_elses_intermediate_unknown(self, ca: CertificateAuthority, trust: TrustStore) -> None:
         rogue = CertificateAuthority.create("rogue", T0).issue("city-a", "A市", T0)
-        assert (
-            _refused(trust, [rogue.certificate, ca.issuing_certificate], T0).code
-            is RefusalCode.UNKNOWN_CERTIFICATE
-        )
+        assert _refused(trust, [rogue.certificate, ca.issuing_certificate], T0).code is RefusalCode.UNKNOWN_CERTIFICATE
 
-    def test_certificate_signed_by_a_party_key_unknown(
-        self, ca: CertificateAuthority, trust: TrustStore
-    ) -> None:
+    def test_certificate_signed_by_a_party_key_unknown(self, ca: CertificateAuthority, trust: TrustStore) -> None:
         attacker = ca.issue("attacker", "攻撃者", T0)
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nws")])
@@ -144,10 +133,7 @@ class TestChainValidation:
     def test_expired_and_not_yet_valid(self, ca: CertificateAuthority, trust: TrustStore) -> None:
         cred = ca.issue("city-a", "A市", T0, days=1)
         assert trust.validate(cred.chain, T0 + timedelta(hours=23), component="nws") == cred.certificate
-        assert (
-            _refused(trust, cred.chain, T0 + timedelta(days=1, minutes=1)).code
-            is RefusalCode.EXPIRED_CERTIFICATE
-        )
+        assert _refused(trust, cred.chain, T0 + timedelta(days=1, minutes=1)).code is RefusalCode.EXPIRED_CERTIFICATE
         assert _refused(trust, cred.chain, T0 - timedelta(minutes=1)).code is RefusalCode.EXPIRED_CERTIFICATE
 
     def test_revoked(self, ca: CertificateAuthority, trust: TrustStore, clock: Clock) -> None:
@@ -252,8 +238,6 @@ class TestPersistence:
         ca.save(tmp_path / "pki")
         rogue = CertificateAuthority.create("rogue", T0)
         rogue.save(tmp_path / "rogue")
-        (tmp_path / "pki" / "issuing.crt.pem").write_bytes(
-            (tmp_path / "rogue" / "issuing.crt.pem").read_bytes()
-        )
+        (tmp_path / "pki" / "issuing.crt.pem").write_bytes((tmp_path / "rogue" / "issuing.crt.pem").read_bytes())
         with pytest.raises(InputError):
             CertificateAuthority.load(tmp_path / "pki")
