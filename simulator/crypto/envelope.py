@@ -102,9 +102,7 @@ class MessageSecurity:
         if max_skew <= timedelta(0):
             raise InputError("max_skew", "must be positive")
         if replay.window < max_skew:
-            raise InputError(
-                "max_skew", "must not exceed the replay guard's window, or old replays could pass"
-            )
+            raise InputError("max_skew", "must not exceed the replay guard's window, or old replays could pass")
         self.credential = credential
         self.party_id = credential.party_id
         self.max_skew = max_skew
@@ -113,6 +111,7 @@ class MessageSecurity:
         self._own_key = ECKey.import_key(credential.private_key)
         self._x5c = [base64.b64encode(c.public_bytes(Encoding.DER)).decode("ascii") for c in credential.chain]
         self._public_keys: dict[str, ECKey] = {}
+        self._chains: dict[tuple[str, ...], tuple[x509.Certificate, ...]] = {}
         self._jws = _jws_registry()
         self._jwe = _jwe_registry()
 
@@ -214,20 +213,27 @@ class MessageSecurity:
             raise self._malformed(f"typ は「{JWS_TYPE}」であること", f"typ must be '{JWS_TYPE}'")
         return signed, header
 
-    def _chain(self, header: dict[str, Any]) -> list[x509.Certificate]:
+    def _chain(self, header: dict[str, Any]) -> tuple[x509.Certificate, ...]:
         encoded = header["x5c"]
-        if not isinstance(encoded, list) or not 1 <= len(encoded) <= _MAX_CHAIN:
-            raise self._malformed(
-                f"x5c は証明書1〜{_MAX_CHAIN}枚", f"x5c must hold 1 to {_MAX_CHAIN} certificates"
-            )
-        try:
-            chain = [
-                x509.load_der_x509_certificate(base64.b64decode(item, validate=True)) for item in encoded
-            ]
-        except (ValueError, TypeError, binascii.Error):
-            raise self._malformed(
-                "x5c の証明書をDERとして読めません", "an x5c entry is not a base64 DER certificate"
-            ) from None
+        if (
+            not isinstance(encoded, list)
+            or not 1 <= len(encoded) <= _MAX_CHAIN
+            or not all(isinstance(item, str) for item in encoded)
+        ):
+            raise self._malformed(f"x5c は証明書1〜{_MAX_CHAIN}枚", f"x5c must hold 1 to {_MAX_CHAIN} certificates")
+        # Parsed chains are kept so that the same certificate objects reach the trust store and the key cache
+        # each time, and a sender's DER is not decoded and fingerprinted again for every message.
+        chain = self._chains.get(tuple(encoded))
+        if chain is None:
+            try:
+                chain = tuple(x509.load_der_x509_certificate(base64.b64decode(item, validate=True)) for item in encoded)
+            except (ValueError, TypeError, binascii.Error):
+                raise self._malformed(
+                    "x5c の証明書をDERとして読めません", "an x5c entry is not a base64 DER certificate"
+                ) from None
+            if len(self._chains) >= 4096:
+                self._chains.clear()
+            self._chains[tuple(encoded)] = chain
         if header["kid"] != fingerprint(chain[0]):
             raise self._malformed(
                 "kid が x5c 先頭証明書の指紋と一致しません",
@@ -324,9 +330,7 @@ class MessageSecurity:
     def unseal(self, sealed: str) -> dict[str, Any]:
         """Decrypt a JWE sealed to our certificate; anything else is refused with DECRYPTION_FAILED."""
         if not isinstance(sealed, str) or len(sealed) > MAX_WIRE_BYTES:
-            raise self._undecryptable(
-                "JWE文字列でないか上限サイズを超えています", "not a JWE string or too large"
-            )
+            raise self._undecryptable("JWE文字列でないか上限サイズを超えています", "not a JWE string or too large")
         segments = sealed.split(".")
         try:
             header = _b64url_json(segments[0]) if len(segments) == 5 else None
@@ -354,13 +358,9 @@ class MessageSecurity:
             plaintext = jwe.decrypt_compact(sealed, self._own_key, registry=self._jwe).plaintext
             content = json.loads(plaintext) if plaintext is not None else None
         except (JoseError, ValueError, TypeError, InvalidTag, InvalidUnwrap, InvalidKey):
-            raise self._undecryptable(
-                "復号または完全性検証に失敗", "decryption or integrity check failed"
-            ) from None
+            raise self._undecryptable("復号または完全性検証に失敗", "decryption or integrity check failed") from None
         if not isinstance(content, dict):
-            raise self._undecryptable(
-                "内容がJSONオブジェクトではありません", "the content is not a JSON object"
-            )
+            raise self._undecryptable("内容がJSONオブジェクトではありません", "the content is not a JSON object")
         return content
 
     def _public_key_for_sealing(self, certificate: x509.Certificate) -> ECKey:

@@ -76,9 +76,19 @@ def utc(now: datetime, field_name: str = "now") -> datetime:
     return now.astimezone(UTC)
 
 
+_FINGERPRINTS: dict[x509.Certificate, str] = {}
+
+
 def fingerprint(certificate: x509.Certificate) -> str:
     """SHA-256 fingerprint of the DER certificate, lowercase hex: the ``kid`` of JWS and JWE headers."""
-    return certificate.fingerprint(hashes.SHA256()).hex()
+    # Memoised: computing it re-encodes the DER (several µs), and every message asks for a few.
+    known = _FINGERPRINTS.get(certificate)
+    if known is None:
+        known = certificate.fingerprint(hashes.SHA256()).hex()
+        if len(_FINGERPRINTS) >= 4096:
+            _FINGERPRINTS.clear()
+        _FINGERPRINTS[certificate] = known
+    return known
 
 
 def party_id_of(certificate: x509.Certificate) -> str:
@@ -275,9 +285,7 @@ class CertificateAuthority:
             .not_valid_after(start + issuing_validity)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(_CA_KEY_USAGE, critical=True)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(issuing_key.public_key()), critical=False
-            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(issuing_key.public_key()), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(_ski(root_certificate)),
                 critical=False,
@@ -331,9 +339,7 @@ class CertificateAuthority:
                 critical=False,
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(_ski(issuer)), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(_ski(issuer)), critical=False)
             .sign(self.issuing_key, hashes.SHA256())
         )
         self._issued[certificate.serial_number] = certificate
@@ -389,9 +395,7 @@ class CertificateAuthority:
             .next_update(now + self._crl_validity)
             .add_extension(x509.CRLNumber(self._crl_number), critical=False)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
-                    _ski(self.issuing_certificate)
-                ),
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(_ski(self.issuing_certificate)),
                 critical=False,
             )
         )
@@ -466,14 +470,12 @@ class CertificateAuthority:
 
 @dataclass(frozen=True)
 class _VerifiedPath:
-    presented: tuple[str, ...]  # fingerprints of the chain as presented
+    presented: tuple[x509.Certificate, ...]  # the chain as presented (certificates compare by DER)
     certificates: tuple[x509.Certificate, ...]  # leaf … root, every signature on it verified
 
 
 def _refuse(code: RefusalCode, component: str, reason_ja: str, reason_en: str) -> Refusal:
-    return Refusal(
-        code, component=component, control_id=CERTIFICATE_CONTROL, reason_ja=reason_ja, reason_en=reason_en
-    )
+    return Refusal(code, component=component, control_id=CERTIFICATE_CONTROL, reason_ja=reason_ja, reason_en=reason_en)
 
 
 def _unknown(component: str, detail_ja: str, detail_en: str) -> Refusal:
@@ -507,18 +509,15 @@ class TrustStore:
     revocation status is unknown, and the chain is refused (fail closed).
     """
 
-    def __init__(
-        self, root_cert: x509.Certificate, crl_source: Callable[[], x509.CertificateRevocationList]
-    ) -> None:
+    def __init__(self, root_cert: x509.Certificate, crl_source: Callable[[], x509.CertificateRevocationList]) -> None:
         self.root_certificate = root_cert
-        self._root_fingerprint = fingerprint(root_cert)
         self._crl_source = crl_source
-        self._paths: dict[str, _VerifiedPath] = {}
+        # Keyed by the leaf certificate, which hashes and compares by its DER: the same as by its fingerprint.
+        self._paths: dict[x509.Certificate, _VerifiedPath] = {}
         self._verified_crls: set[tuple[str, str]] = set()
+        self._last_crl: tuple[x509.CertificateRevocationList, x509.Certificate, datetime | None] | None = None
 
-    def validate(
-        self, chain: Sequence[x509.Certificate], now: datetime, *, component: str
-    ) -> x509.Certificate:
+    def validate(self, chain: Sequence[x509.Certificate], now: datetime, *, component: str) -> x509.Certificate:
         """Return the leaf of ``chain`` (leaf first) if it is trusted at ``now``; otherwise raise ``Refusal``.
 
         ``component`` is the party doing the verifying; refusals name it (control NET-003).
@@ -528,10 +527,12 @@ class TrustStore:
             raise _unknown(
                 component, f"証明書チェーンは1〜{_MAX_CHAIN}枚", f"a chain has 1 to {_MAX_CHAIN} certificates"
             )
-        presented = tuple(fingerprint(c) for c in chain)
+        presented = tuple(chain)
         path = self._paths.get(presented[0])
         if path is None or path.presented != presented:
-            path = self._verify_path(chain, presented, component)
+            path = self._verify_path(presented, component)
+            if len(self._paths) >= 65536:
+                self._paths.clear()
             self._paths[presented[0]] = path
         for certificate in path.certificates:
             if not certificate.not_valid_before_utc <= when <= certificate.not_valid_after_utc:
@@ -550,17 +551,13 @@ class TrustStore:
         self._check_revocation(path.certificates[0], path.certificates[1], when, component)
         return path.certificates[0]
 
-    def _verify_path(
-        self, chain: Sequence[x509.Certificate], presented: tuple[str, ...], component: str
-    ) -> _VerifiedPath:
-        certificates = list(chain)
+    def _verify_path(self, presented: tuple[x509.Certificate, ...], component: str) -> _VerifiedPath:
+        certificates = list(presented)
         # The root may be presented too; only our own copy of it is trusted.
-        if presented[-1] == self._root_fingerprint:
+        if presented[-1] == self.root_certificate:
             certificates.pop()
         if not certificates:
-            raise _unknown(
-                component, "ルート証明書は当事者の証明書ではない", "the root is not a party certificate"
-            )
+            raise _unknown(component, "ルート証明書は当事者の証明書ではない", "the root is not a party certificate")
         path = (*certificates, self.root_certificate)
         for depth, (child, parent) in enumerate(itertools.pairwise(path)):
             constraints, usage = _basic_constraints(parent), _key_usage(parent)
@@ -591,23 +588,36 @@ class TrustStore:
             )
         return _VerifiedPath(presented, path)
 
+    def _check_crl_signature(
+        self, crl: x509.CertificateRevocationList, issuer: x509.Certificate, component: str
+    ) -> None:
+        # The same CRL object twice in a row is the common case and costs nothing (see _check_revocation);
+        # otherwise a CRL already verified is recognised by its fingerprint, and only a new one costs an ECDSA.
+        key = (crl.fingerprint(hashes.SHA256()).hex(), fingerprint(issuer))
+        if key in self._verified_crls:
+            return
+        COUNTERS.add(crl_verifies=1)
+        issuer_key = issuer.public_key()
+        genuine = isinstance(issuer_key, ec.EllipticCurvePublicKey) and crl.is_signature_valid(issuer_key)
+        if not genuine:
+            raise _unknown(component, "失効情報（CRL）の署名が不正", "the CRL signature does not verify")
+        if len(self._verified_crls) >= 1024:
+            self._verified_crls.clear()
+        self._verified_crls.add(key)
+
     def _check_revocation(
         self, leaf: x509.Certificate, issuer: x509.Certificate, when: datetime, component: str
     ) -> None:
         crl = self._crl_source()
-        if crl.issuer != issuer.subject:
-            raise _unknown(component, "失効情報（CRL）の発行者が異なる", "the CRL is from a different issuer")
-        key = (crl.fingerprint(hashes.SHA256()).hex(), fingerprint(issuer))
-        if key not in self._verified_crls:
-            COUNTERS.add(crl_verifies=1)
-            issuer_key = issuer.public_key()
-            genuine = isinstance(issuer_key, ec.EllipticCurvePublicKey) and crl.is_signature_valid(issuer_key)
-            if not genuine:
-                raise _unknown(component, "失効情報（CRL）の署名が不正", "the CRL signature does not verify")
-            if len(self._verified_crls) > 1024:
-                self._verified_crls.clear()
-            self._verified_crls.add(key)
-        next_update = crl.next_update_utc
+        # The same CRL for the same issuer as last time is the common case: its issuer name and signature were
+        # checked then. (Decoding the CRL's issuer name alone costs more than the rest of this method.)
+        last = self._last_crl
+        if last is None or last[0] is not crl or (last[1] is not issuer and last[1] != issuer):
+            if crl.issuer != issuer.subject:
+                raise _unknown(component, "失効情報（CRL）の発行者が異なる", "the CRL is from a different issuer")
+            self._check_crl_signature(crl, issuer, component)
+            last = self._last_crl = (crl, issuer, crl.next_update_utc)
+        next_update = last[2]
         if next_update is None or when >= next_update:
             raise _unknown(
                 component,

@@ -51,18 +51,22 @@ class ReplayGuard:
         self.window = window
         self._conn = conn
         self._lock = threading.Lock()
+        self._next_purge: datetime | None = None
         ensure_schema(conn, _DDL)
 
     def check_and_record(self, envelope: Envelope, now: datetime) -> None:
         """Record ``envelope``'s id and nonce, or raise ``Refusal`` (REPLAYED_MESSAGE) if either was seen.
 
         Runs in one transaction (nested as a savepoint inside the caller's, so a rolled-back acceptance
-        forgets the message again); rows past their expiry are purged in the same transaction.
+        forgets the message again); rows past their expiry are purged now and then, in the same transaction.
         """
         when = utc(now)
         expires = max(utc(envelope.issued_at, "issued_at"), when) + self.window
         with self._lock, transaction(self._conn):
-            self._conn.execute("DELETE FROM seen_messages WHERE expires_at < ?", (_stamp(when),))
+            # Purging once per eighth of a window keeps the table bounded without a DELETE per message.
+            if self._next_purge is None or not self._next_purge - self.window <= when < self._next_purge:
+                self._conn.execute("DELETE FROM seen_messages WHERE expires_at < ?", (_stamp(when),))
+                self._next_purge = when + self.window / 8
             row = self._conn.execute(
                 "SELECT message_id FROM seen_messages WHERE message_id = ? OR nonce = ? LIMIT 1",
                 (envelope.id, envelope.nonce),
@@ -70,8 +74,7 @@ class ReplayGuard:
             if row is not None:
                 raise self._refusal(envelope, same_id=row[0] == envelope.id)
             self._conn.execute(
-                "INSERT INTO seen_messages (message_id, nonce, sender, seen_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO seen_messages (message_id, nonce, sender, seen_at, expires_at) VALUES (?, ?, ?, ?, ?)",
                 (envelope.id, envelope.nonce, envelope.sender, _stamp(when), _stamp(expires)),
             )
 
