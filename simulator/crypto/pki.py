@@ -506,7 +506,10 @@ class TrustStore:
 
     Chain signatures (the expensive ECDSA verifications) are cached per leaf fingerprint and presented chain;
     validity periods and revocation are checked on every call. A CRL whose ``nextUpdate`` has passed means
-    revocation status is unknown, and the chain is refused (fail closed).
+    revocation status is unknown, and the chain is refused (fail closed): give a source that republishes,
+    such as ``lambda: ca.crl(clock())``, not a frozen ``ca.current_crl``, for runs longer than a CRL lives.
+    A revoked certificate is refused for every message, also one signed before the revocation: without a
+    trusted timestamp nobody can prove when a message was signed.
     """
 
     def __init__(self, root_cert: x509.Certificate, crl_source: Callable[[], x509.CertificateRevocationList]) -> None:
