@@ -713,6 +713,19 @@ def resolve(e: Entry, s: Src, seeds: dict[str, Seed], app: Appendix, rq: dict[tu
 
 
 # ------------------------------------------------------------------------------------ output
+class _NoDupLoader(yaml.SafeLoader):
+    """The supplement is hand-edited: a key given twice must be an error, not a silent override."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for k, _ in node.value:
+            key = self.construct_object(k, deep=deep)
+            if key in seen:
+                raise SystemExit(f"{SUPPLEMENT.name}:{k.start_mark.line + 1}: key {key!r} given twice")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 class FlowList(list[Any]):
     pass
 
@@ -782,12 +795,28 @@ def apply_fixes(e: Entry, fixes: list[dict[str, Any]], seeds: dict[str, Seed]) -
     """Hand fixes from the supplement: {seed, line, quote?, lines?, drop?, section?} matched by the
     cited seed key and first line (or index)."""
     for fx in fixes:
+        if "add" in fx:
+            a = fx["add"]
+            src = Src(a["seed"], a["section"], [x for x in str(a.get("item") or "").split(", ") if x],
+                      tuple(a["lines"]), bool(a.get("changelog")), [], a.get("note", ""), lines_from="manual")  # fmt: skip
+            hit = seeds[src.seed].find(a["quote"], src.lines[0], src.lines[1])
+            if not hit:
+                raise SystemExit(f"{e.id}: added citation's quote not in {src.seed} L{src.lines}: {a['quote']}")
+            src.quote, src.how = shorten(hit[0]), "manual"
+            e.sources.append(src)
+            continue
         idx = fx.get("index")
         match = [
             s
             for i, s in enumerate(e.sources)
             if (idx is not None and i == idx)
-            or (idx is None and s.seed == fx["seed"] and s.lines and s.lines[0] == fx["line"])
+            or (
+                idx is None
+                and s.seed == fx["seed"]
+                and s.lines
+                and s.lines[0] == fx["line"]
+                and ("item" not in fx or ", ".join(s.items) == fx["item"])
+            )
         ]
         if not match:
             raise SystemExit(f"{e.id}: supplement fix matches no source: {fx}")
@@ -797,8 +826,14 @@ def apply_fixes(e: Entry, fixes: list[dict[str, Any]], seeds: dict[str, Seed]) -
                 continue
             if "lines" in fx:
                 s.lines, s.lines_from = tuple(fx["lines"]), "manual"  # type: ignore[assignment]
+            if "changelog" in fx:
+                s.changelog = bool(fx["changelog"])
             if "section" in fx:
                 s.section = fx["section"]
+            if "set_item" in fx:
+                s.items = [x for x in str(fx["set_item"] or "").split(", ") if x]
+            if "note" in fx:
+                s.note = "; ".join(x for x in (s.note, fx["note"]) if x)
             if "quote" in fx:
                 q = fx["quote"]
                 assert s.lines
@@ -819,14 +854,17 @@ def main() -> int:
     app = parse_appendix(cat)
     rq = report_quotes(args.shared)
     entries = parse_section_a(cat, app) + parse_section_b(cat, app)
-    sup_all: dict[str, Any] = yaml.safe_load(SUPPLEMENT.read_text(encoding="utf-8")) if SUPPLEMENT.exists() else {}
+    sup_all: dict[str, Any] = (
+        yaml.load(SUPPLEMENT.read_text(encoding="utf-8"), Loader=_NoDupLoader) if SUPPLEMENT.exists() else {}
+    )
     controls_sup: dict[str, Any] = sup_all.get("controls", {}) or {}
+    fixes_sup: dict[str, list[dict[str, Any]]] = sup_all.get("fixes", {}) or {}
     stats: dict[str, int] = {}
     problems: list[str] = []
     for e in entries:
         for s in e.sources:
             resolve(e, s, seeds, app, rq)
-        apply_fixes(e, (controls_sup.get(e.id) or {}).get("fixes", []), seeds)
+        apply_fixes(e, (controls_sup.get(e.id) or {}).get("fixes", []) + fixes_sup.get(e.id, []), seeds)
         for s in e.sources:
             stats[s.how or "none"] = stats.get(s.how or "none", 0) + 1
             if s.lines is None:
