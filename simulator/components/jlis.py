@@ -1,10 +1,8 @@
-"""J-LIS (地方公共団体情報システム機構): the 都道府県サーバ and the 全国サーバ of 住基ネット.
+"""J-LIS (機構): the 都道府県サーバ and 全国サーバ of 住基ネット — 本人確認情報 copies, 個人番号 generation, link codes.
 
-The 都道府県サーバ stores the 都道府県知事保存本人確認情報 its municipalities' CS notify and passes every update on to
-the 全国サーバ (JLIS-001); the 全国サーバ keeps the 機構保存本人確認情報, generates 個人番号 from 住民票コード with
-機構's own key, and turns a (処理通番, 住民票コード) into the 機構-generated link code NWS derives 符号 from
-(NWS-005). Both compare a CS's 整合性確認用本人確認情報 with their copy (JLIS-002). This module must never send a
-住民票コード or 個人番号 to NWS, never issue one 個人番号 twice, and never let its keys leave its own store.
+The 都道府県サーバ stores what its CS notify and passes it on (JLIS-001); the 全国サーバ keeps 機構's copy, derives 個人番号
+from 住民票コード with its own key, and turns (処理通番, 住民票コード) into the link code NWS derives 符号 from (NWS-005).
+It must never send a 住民票コード or 個人番号 to NWS, never issue a 個人番号 twice, and never let its keys leave its store.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """市町村CS (コミュニケーションサーバ): the municipality's edge of 住基ネット, and the statutory 本人確認情報 item set.
 
-Accepts 本人確認情報 only from its own 既存住基 (CS-001), with exactly the 8 items of 総務省告示第334号 (CS-002),
-format- and logic-checked (CS-012), stores it and notifies the 都道府県サーバ once per change (CS-020); relays
-個人番号 requests and 符号取得 notices to the 全国サーバ; answers 4情報 searches for authorised operators (CS-003,
-CS-010, CS-013). This module must never accept anything from a business system or the 宛名 system (CS-004/005),
-never pass on an item outside the statutory set, and never answer a search with more than its matches.
+Takes 本人確認情報 only from its 既存住基 (CS-001), exactly the 8 items (CS-002), checked (CS-012), and notifies the
+都道府県サーバ once per change (CS-020); relays 個人番号 and 符号取得 traffic to 機構; answers 4情報 searches (CS-003/010/013).
+It must never accept traffic from a business or 宛名 system, pass on a non-statutory item, or answer beyond the matches.
 """
 
 from __future__ import annotations

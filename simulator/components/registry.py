@@ -1,10 +1,8 @@
 """既存住民基本台帳システム (既存住基): 住民票, 異動 entry with second-person confirmation, and what a commit sends on.
 
-An 異動 is entered by one clerk on the fields of its 届出 form only (JUKI-001), stays PENDING until a different
-clerk confirms it against the form (JUKI-002), and is then committed: 住民票 and history updated, 本人確認情報 sent
-to 市町村CS, 宛名 and the 副本 refreshed. This module must never send a PENDING change anywhere, never record a
-個人番号 for a 住民票コード other than the one it asked about (JUKI-008), and never put a 個人番号 or 住民票コード
-in a message body or in the 副本 record.
+An 異動 is entered on its 届出 form's fields only (JUKI-001), stays PENDING until another clerk confirms it (JUKI-002),
+then updates the 住民票 and sends 本人確認情報 to 市町村CS and 宛名/副本 data on. It must never send a PENDING change,
+never record a 個人番号 for a 住民票コード it did not ask about (JUKI-008), and never put either number in a body or the 副本.
 """
 
 from __future__ import annotations
