@@ -329,7 +329,7 @@ def _clean_section(s: str) -> str:
     s = re.sub(r"\s+", " ", s).strip(" ,;:/→.")
     s = re.sub(r"^(and|also|same text|repeated for the \S+)\s+", "", s).strip()
     # an English gloss after the section name ("① provider on ISMAP, ...") is not part of the name
-    m = re.search(r"\s[a-z]+(?:\s+[A-Za-z/,\-]+){2,}.*$", s)
+    m = re.search(r"\s[a-z]+(?:\s+[A-Za-z/,\-]+){1,}.*$", s)
     if m and not CJK_RE.search(m.group(0)):
         s = s[: m.start()].strip(" ,;:")
     return s
@@ -400,10 +400,21 @@ def parse_sources(text: str, app: Appendix, default_section: str = "") -> list[S
             clauses.append(Clause(no_q, c, quotes, _clean_section(no_q[:cut].replace("\x00", "")), line_ms))
         prev_section = ""
         for n, cl in enumerate(clauses):
-            section = cl.section or prev_section
             labels_all = _labels(cl.text)
-            if not section and labels_all and (key, labels_all[0]) in app.label_range:
-                section = app.label_range[(key, labels_all[0])][0]
+            section = cl.section
+            appendix = (
+                app.label_range.get((key, labels_all[0]))[0]
+                if labels_all and (key, labels_all[0]) in app.label_range
+                else ""
+            )
+            if section.startswith("(") and prev_section:
+                # "(マイナポータル)": a qualifier of the part named just before
+                section = re.sub(r"\s*\([^()]*\)$", "", prev_section) + " " + section
+            elif not section:
+                # an unnamed clause ("; [C99] L323") continues the previous part, unless Appendix 1 files its
+                # label under another part (III-(1)-4 → III-(2)-4)
+                same = appendix and prev_section and appendix.split()[0] == prev_section.split()[0]
+                section = prev_section if (same or not appendix) else appendix
             section = section or lead_section
             prev_section = section
             cands = cl.quotes + shared_quotes
