@@ -461,7 +461,9 @@ def _load_file(path: Path, shown: str) -> tuple[list[Control], list[Problem], di
         cid = item.get("id") if isinstance(item, dict) else None
         label = str(cid) if cid else f"controls[{i}]"
         if area and isinstance(cid, str) and not cid.startswith(f"{area}-"):
-            problems.append(Problem(shown, _line_for(marks, (*base, "id")), f"{label}.id", f"not in this file's area {area}"))
+            problems.append(
+                Problem(shown, _line_for(marks, (*base, "id")), f"{label}.id", f"not in this file's area {area}")
+            )
         try:
             control = Control.model_validate(item)
         except ValidationError as exc:
@@ -529,7 +531,9 @@ def load_catalogue(path: Path | None = None, *, seeds: Path | None = None) -> Ca
             for i, s in enumerate(c.sources):
                 field = f"{c.id}.sources[{i}]"
                 if s.seed not in counts:
-                    problems.append(Problem(where[c.id][0], where[c.id][1], field + ".seed", f"{s.seed} not in {seeds}"))
+                    problems.append(
+                        Problem(where[c.id][0], where[c.id][1], field + ".seed", f"{s.seed} not in {seeds}")
+                    )
                     continue
                 if s.lines[1] > counts[s.seed]:
                     rule = f"line {s.lines[1]} is past the end of {s.seed} ({counts[s.seed]} lines)"
