@@ -6,7 +6,13 @@ into the package that does the work.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+
+from simulator.i18n import Lang
 
 app = typer.Typer(
     name="jukisim",
@@ -14,11 +20,74 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+audit_app = typer.Typer(help="証跡の検証 / verify evidence", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = PROJECT_ROOT / "var" / "demo"
+LangOption = Annotated[str, typer.Option("--lang", help="表示言語 ja|en / output language")]
+
+
+def _lang(value: str) -> Lang:
+    if value not in ("ja", "en"):
+        raise typer.BadParameter("--lang: must be 'ja' or 'en'")
+    return "ja" if value == "ja" else "en"
 
 
 @app.callback()
 def _root() -> None:
     """jukisim: 特定個人情報保護評価書の技術的対策を検証するテストベッド。"""
+
+
+@app.command()
+def demo(
+    data: Annotated[Path, typer.Option("--data", help="データディレクトリ / data directory")] = DEFAULT_DATA,
+    size: Annotated[int, typer.Option("--size", help="住民数 / residents in the world", min=40)] = 1000,
+    lang: LangOption = "ja",
+) -> None:
+    """2団体・J-LIS・中間サーバー・NWSの小さな世界で主要な流れを実行し、情報照会の各経路を表示します。"""
+    from simulator.demo import run_demo
+
+    console = Console()
+    run = run_demo(data, _lang(lang), size, console)
+    run.world.close()
+
+
+@audit_app.command("verify")
+def audit_verify(
+    data: Annotated[Path, typer.Argument(help="データディレクトリ / data directory")] = DEFAULT_DATA,
+    lang: LangOption = "ja",
+) -> None:
+    """ハッシュチェーンと情報提供等記録の三者完全性を検証します（改ざん・欠落を検出）。"""
+    from simulator.audit import verify_directory
+
+    language = _lang(lang)
+    console = Console()
+    try:
+        report = verify_directory(data)
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    for name, tables in report.files.items():
+        counts = ", ".join(f"{t}={n}" for t, n in tables.items()) or "-"
+        console.print(f"{name}: {counts}")
+    for file, chain_break in report.breaks:
+        console.print(f"[red]{file}: {chain_break.describe()}[/]")
+    for missing in report.missing_records:
+        console.print(f"[red]{missing}[/]")
+    if report.ok:
+        console.print(
+            "[green]"
+            + (
+                "すべての証跡は完全です（改ざん・欠落なし）"
+                if language == "ja"
+                else "all evidence intact: no edit, gap or missing record"
+            )
+            + "[/]"
+        )
+    else:
+        console.print("[red]" + ("証跡に問題があります" if language == "ja" else "evidence problems found") + "[/]")
+        raise typer.Exit(1)
 
 
 def main() -> None:

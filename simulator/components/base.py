@@ -172,9 +172,7 @@ class Component:
             code=code,
             evidence=dict(evidence or {}),
         )
-        self.audit.append(
-            at=now.isoformat(), kind="decision", correlation_id=correlation_id, data=decision.as_record()
-        )
+        self.audit.append(at=now.isoformat(), kind="decision", correlation_id=correlation_id, data=decision.as_record())
         return decision
 
     def allow(

@@ -41,6 +41,7 @@ class MessageType(StrEnum):
     SERIAL_ISSUED = "nws.serial_issued"
     LINKAGE_CODE_ISSUED = "nws.linkage_code_issued"  # 符号の払出し
     QUERY = "nws.query"  # 情報照会 (requester 中間サーバー → NWS)
+    PERMIT = "nws.permit"  # 提供許可証: signed by NWS, addressed to the provider, single-use
     PROVISION_REQUEST = "nws.provision_request"  # NWS → provider 中間サーバー, with 提供許可証 and 経路情報
     PROVISION_REPLY = "nws.provision_reply"  # provider → NWS → requester, ciphertext to the requester
     QUERY_REFUSED = "nws.query_refused"

@@ -1,0 +1,289 @@
+"""Building a world: organisations, their SQLite stores, the PKI, every component, and who is linked to whom.
+
+A world lives in one data directory an auditor can open afterwards: one SQLite file per organisation
+(``kuwana.sqlite``, ``jlis.sqlite``, ``nws.sqlite``, ``platform.kuwana.sqlite`` …) and ``keys/`` with the PKI
+and the keys each organisation holds. This module wires components together and must never implement a
+control itself: every check lives in the component that enforces it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from simulator.components.atena import Atena
+from simulator.components.base import Component, Directory
+from simulator.components.business import BusinessSystem
+from simulator.components.intermediate_server import IntermediateServer
+from simulator.components.jlis import NationalServer, PrefecturalServer
+from simulator.components.municipal_cs import MunicipalCS
+from simulator.components.nws import NwsCore, Organisation
+from simulator.components.portal import ResidentPortal
+from simulator.components.registry import Registry
+from simulator.components.staff import StaffDirectory
+from simulator.crypto.envelope import MessageSecurity
+from simulator.crypto.pki import CertificateAuthority, Credential, TrustStore
+from simulator.crypto.replay import ReplayGuard
+from simulator.errors import InputError
+from simulator.model.permissions import PermissionList, load_permission_list
+from simulator.store.db import connect
+
+__all__ = ["DEMO_PASSWORD", "MunicipalitySpec", "World", "WorldSpec"]
+
+#: Password of the demo world's staff accounts (synthetic world, shown in the README).
+DEMO_PASSWORD = "jukisim-demo"
+MARKER = ".jukisim-world"
+MAX_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class MunicipalitySpec:
+    key: str  # "kuwana"
+    name_ja: str  # "桑名市"
+    name_en: str
+    prefecture: str  # "mie"
+    query_rows: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    municipalities: tuple[MunicipalitySpec, ...]
+    start: datetime
+    permission_list: PermissionList = field(default_factory=load_permission_list)
+
+
+class World:
+    """Every component of one world, addressable by party id."""
+
+    def __init__(self, data_dir: Path, spec: WorldSpec) -> None:
+        self.data_dir = data_dir
+        self.spec = spec
+        self.directory = Directory()
+        self.components: dict[str, Component] = {}
+        self.stores: dict[str, sqlite3.Connection] = {}
+        self.now = spec.start
+
+    # -- lookup ----------------------------------------------------------------------------------------------
+
+    def component(self, party: str) -> Component:
+        try:
+            return self.components[party]
+        except KeyError:
+            raise KeyError(f"party: no component {party!r} in this world") from None
+
+    def registry(self, m: str) -> Registry:
+        c = self.component(f"{m}.registry")
+        assert isinstance(c, Registry)
+        return c
+
+    def cs(self, m: str) -> MunicipalCS:
+        c = self.component(f"{m}.municipal_cs")
+        assert isinstance(c, MunicipalCS)
+        return c
+
+    def atena(self, m: str) -> Atena:
+        c = self.component(f"{m}.atena")
+        assert isinstance(c, Atena)
+        return c
+
+    def business(self, m: str, business: str) -> BusinessSystem:
+        c = self.component(f"{m}.{business}")
+        assert isinstance(c, BusinessSystem)
+        return c
+
+    def intermediate(self, m: str) -> IntermediateServer:
+        c = self.component(f"platform.intermediate_server.{m}")
+        assert isinstance(c, IntermediateServer)
+        return c
+
+    @property
+    def nws(self) -> NwsCore:
+        c = self.component("nws.core")
+        assert isinstance(c, NwsCore)
+        return c
+
+    @property
+    def portal(self) -> ResidentPortal:
+        c = self.component("portal")
+        assert isinstance(c, ResidentPortal)
+        return c
+
+    def close(self) -> None:
+        for conn in self.stores.values():
+            conn.close()
+
+    # -- building ----------------------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, data_dir: Path, spec: WorldSpec) -> World:
+        """Build a fresh world in ``data_dir`` (which must be empty or a previous jukisim world)."""
+        data_dir = Path(data_dir)
+        if data_dir.exists() and any(data_dir.iterdir()) and not (data_dir / MARKER).exists():
+            raise InputError("data", f"{data_dir} is not empty and is not a jukisim world; refusing to overwrite it")
+        if data_dir.exists() and (data_dir / MARKER).exists():
+            for path in sorted(data_dir.rglob("*"), reverse=True):
+                path.unlink() if path.is_file() else path.rmdir()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / MARKER).write_text("jukisim world data directory\n", encoding="utf-8")
+        world = cls(data_dir, spec)
+        world._build()
+        return world
+
+    def _store(self, org: str) -> sqlite3.Connection:
+        if org not in self.stores:
+            self.stores[org] = connect(self.data_dir / f"{org}.sqlite")
+        return self.stores[org]
+
+    def _key(self, name: str, size: int = 32) -> bytes:
+        """A symmetric key an organisation holds (the world directory plays its HSM)."""
+        path = self.data_dir / "keys" / f"{name}.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(secrets.token_bytes(size))
+            path.chmod(0o600)
+        return path.read_bytes()
+
+    def _build(self) -> None:
+        now = self.spec.start
+        ca = CertificateAuthority.create("jukisim LGPKI (simulated)", now - timedelta(days=1))
+        ca.save(self.data_dir / "keys" / "ca")
+        self.ca = ca
+        # The CA republishes its CRL when nextUpdate passes, by the world's clock (which the driver advances).
+        self.trust = TrustStore(ca.root_certificate, lambda: ca.crl(self.now))
+
+        def credential(party: str, org: str) -> Credential:
+            cred = ca.issue(party, org, now - timedelta(days=1))
+            cred.save(self.data_dir / "keys" / "parties" / party)
+            self.directory.publish(party, cred.certificate)
+            return cred
+
+        def security(party: str, org: str) -> MessageSecurity:
+            return MessageSecurity(
+                credential(party, org), self.trust, ReplayGuard(self._store(org), MAX_SKEW * 2), max_skew=MAX_SKEW
+            )
+
+        link = self.directory.connect
+        national = "jlis.national_server"
+        jlis_db = self._store("jlis")
+        self.components[national] = NationalServer(
+            national,
+            jlis_db,
+            security(national, "jlis"),
+            self.directory,
+            nws_party="nws.core",
+        )
+        link(national, "nws.core", "lgwan")
+
+        organisations: list[Organisation] = []
+        for m in self.spec.municipalities:
+            db = self._store(m.key)
+            registry, cs, atena = f"{m.key}.registry", f"{m.key}.municipal_cs", f"{m.key}.atena"
+            pref = f"jlis.prefectural_server.{m.prefecture}"
+            chukan = f"platform.intermediate_server.{m.key}"
+            if pref not in self.components:
+                self.components[pref] = PrefecturalServer(
+                    pref,
+                    jlis_db,
+                    security(pref, "jlis"),
+                    self.directory,
+                    national_party=national,
+                )
+                link(pref, national, "jukinet")
+            registry_staff = StaffDirectory(db, registry)
+            for user, name in (("clerk-a", "窓口 花子"), ("clerk-b", "確認 太郎")):
+                registry_staff.add(user, name, {"registry_clerk"}, DEMO_PASSWORD)
+            cs_staff = StaffDirectory(db, cs)
+            cs_staff.add("cs-op", "住基 端末操作者", {"cs_operator"}, DEMO_PASSWORD)
+            self.components[registry] = Registry(
+                registry,
+                db,
+                security(registry, m.key),
+                self.directory,
+                municipality=m.key,
+                cs_party=cs,
+                atena_party=atena,
+                staff=registry_staff,
+            )
+            self.components[cs] = MunicipalCS(
+                cs,
+                db,
+                security(cs, m.key),
+                self.directory,
+                registry_party=registry,
+                prefectural_party=pref,
+                national_party=national,
+                staff=cs_staff,
+            )
+            link(registry, cs, "office_lan")
+            link(cs, pref, "jukinet")
+            link(cs, national, "jukinet")
+            businesses = {registry: "resident_register"}
+            for business, item in (("tax", "local_tax_info"), ("ltc", "ltc_info")):
+                party = f"{m.key}.{business}"
+                self.components[party] = BusinessSystem(
+                    party,
+                    db,
+                    security(party, m.key),
+                    self.directory,
+                    business=business,
+                    atena_party=atena,
+                    replica_item=item,
+                )
+                businesses[party] = business
+                link(party, atena, "office_lan")
+            self.components[atena] = Atena(
+                atena,
+                db,
+                security(atena, m.key),
+                self.directory,
+                tenant=m.key,
+                intermediate_server=chukan,
+                registry_party=registry,
+                business_systems=businesses,
+            )
+            link(registry, atena, "office_lan")
+            platform_db = self._store(f"platform.{m.key}")
+            chukan_staff = StaffDirectory(platform_db, chukan)
+            chukan_staff.add("reviewer", "審査 一郎", {"auto_reply_reviewer", "replica_viewer"}, DEMO_PASSWORD)
+            chukan_staff.add("operator", "運用 次郎", {"platform_operator"}, DEMO_PASSWORD)
+            self.components[chukan] = IntermediateServer(
+                chukan,
+                platform_db,
+                security(chukan, f"platform.{m.key}"),
+                self.directory,
+                tenant=m.key,
+                org_kind="municipality",
+                atena_party=atena,
+                nws_party="nws.core",
+                permission_list=self.spec.permission_list,
+                query_rows=set(m.query_rows),
+                data_key=self._key(f"platform.{m.key}.replica"),
+                staff=chukan_staff,
+            )
+            link(atena, chukan, "lgwan")
+            link(chukan, "nws.core", "lgwan")
+            organisations.append(Organisation(m.key, "municipality", chukan, m.name_ja))
+        organisations.append(Organisation("portal", "portal", "portal", "マイナポータル"))
+        self.components["nws.core"] = NwsCore(
+            "nws.core",
+            self._store("nws"),
+            security("nws.core", "nws"),
+            self.directory,
+            organisations=organisations,
+            permission_list=self.spec.permission_list,
+            national_server=national,
+            code_key=self._key("nws.linkage_code"),
+        )
+        self.components["portal"] = ResidentPortal(
+            "portal",
+            self._store("portal"),
+            security("portal", "portal"),
+            self.directory,
+            nws_party="nws.core",
+            national_server=national,
+        )
+        link("portal", "nws.core", "lgwan")
+        link("portal", national, "lgwan")
