@@ -12,7 +12,6 @@ import ast
 import difflib
 import os
 import re
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -448,10 +447,25 @@ def _field_name(control_id: str | None, loc: tuple[object, ...]) -> str:
     return out
 
 
-def _load_file(path: Path, shown: str) -> tuple[list[Control], list[Problem], dict[str, tuple[str, int | None]]]:
+@dataclass(frozen=True)
+class _Where:
+    """Where a control sits in its file, so later checks can point at one of its fields."""
+
+    file: str
+    marks: dict[tuple[object, ...], int]
+    base: tuple[object, ...]
+
+    def line(self, *path: object) -> int | None:
+        return _line_for(self.marks, (*self.base, *path))
+
+    def problem(self, field: str, rule: str, *path: object) -> Problem:
+        return Problem(self.file, self.line(*path), field, rule)
+
+
+def _load_file(path: Path, shown: str) -> tuple[list[Control], list[Problem], dict[str, _Where]]:
     data, marks = _yaml_with_marks(path.read_text(encoding="utf-8"), shown)
     problems: list[Problem] = []
-    where: dict[str, tuple[str, int | None]] = {}
+    where: dict[str, _Where] = {}
     if not isinstance(data, dict) or not isinstance(data.get("controls"), list):
         return [], [Problem(shown, 1, "controls", "the file must be a mapping with a `controls:` list")], where
     area = data.get("area")
@@ -472,7 +486,7 @@ def _load_file(path: Path, shown: str) -> tuple[list[Control], list[Problem], di
                 problems.append(Problem(shown, _line_for(marks, (*base, *loc)), _field_name(label, loc), err["msg"]))
             continue
         controls.append(control)
-        where[control.id] = (shown, _line_for(marks, (*base, "id")))
+        where[control.id] = _Where(shown, marks, base)
     return controls, problems, where
 
 
@@ -500,24 +514,23 @@ def load_catalogue(path: Path | None = None, *, seeds: Path | None = None) -> Ca
         raise CatalogueError([Problem(str(path), None, "(path)", "no *.yaml files in this directory")])
     controls: list[Control] = []
     problems: list[Problem] = []
-    where: dict[str, tuple[str, int | None]] = {}
+    where: dict[str, _Where] = {}
     for f in files:
         got, probs, locs = _load_file(f, f.name)
         problems += probs
         for c in got:
             if c.id in where:
                 first = where[c.id]
-                problems.append(
-                    Problem(locs[c.id][0], locs[c.id][1], f"{c.id}.id", f"duplicate id; first at {first[0]}:{first[1]}")
-                )
+                rule = f"duplicate id; first at {first.file}:{first.line('id')}"
+                problems.append(locs[c.id].problem(f"{c.id}.id", rule, "id"))
                 continue
             where[c.id] = locs[c.id]
             controls.append(c)
     known = {c.id for c in controls}
     for c in controls:
-        for r in c.related:
+        for i, r in enumerate(c.related):
             if r not in known:
-                problems.append(Problem(where[c.id][0], where[c.id][1], f"{c.id}.related", f"unknown control id {r!r}"))
+                problems.append(where[c.id].problem(f"{c.id}.related", f"unknown control id {r!r}", "related", i))
     notes: list[str] = []
     seeds = seeds or seeds_dir()
     if seeds is None or not seeds.is_dir():
@@ -528,20 +541,19 @@ def load_catalogue(path: Path | None = None, *, seeds: Path | None = None) -> Ca
     else:
         counts = _seed_line_counts(seeds)
         for c in controls:
+            at = where[c.id]
             for i, s in enumerate(c.sources):
                 field = f"{c.id}.sources[{i}]"
                 if s.seed not in counts:
-                    problems.append(
-                        Problem(where[c.id][0], where[c.id][1], field + ".seed", f"{s.seed} not in {seeds}")
-                    )
+                    problems.append(at.problem(field + ".seed", f"{s.seed} not in {seeds}", "sources", i, "seed"))
                     continue
                 if s.lines[1] > counts[s.seed]:
                     rule = f"line {s.lines[1]} is past the end of {s.seed} ({counts[s.seed]} lines)"
-                    problems.append(Problem(where[c.id][0], where[c.id][1], field + ".lines", rule))
+                    problems.append(at.problem(field + ".lines", rule, "sources", i, "lines"))
                 cl = CHANGELOG_LINES.get(s.seed)
                 if s.changelog and (cl is None or not (cl[0] <= s.lines[0] and s.lines[1] <= cl[1])):
                     rule = f"marked changelog but lines {list(s.lines)} are outside the change log {cl}"
-                    problems.append(Problem(where[c.id][0], where[c.id][1], field + ".lines", rule))
+                    problems.append(at.problem(field + ".lines", rule, "sources", i, "lines"))
     if problems:
         raise CatalogueError(problems)
     order = {a: i for i, a in enumerate(AREAS)}
@@ -553,7 +565,8 @@ def load_catalogue(path: Path | None = None, *, seeds: Path | None = None) -> Ca
 
 
 def _squash(text: str) -> str:
-    return unicodedata.normalize("NFKC", "".join(ch for ch in text if not ch.isspace()))
+    # Quotes are copied from the seed, so only whitespace (line wraps, PDF spacing) may differ.
+    return "".join(ch for ch in text if not ch.isspace())
 
 
 def verify_quotes(catalogue: Catalogue, seeds: Path) -> tuple[int, list[str]]:
@@ -596,8 +609,15 @@ def enforcement_sites(root: Path) -> dict[str, list[tuple[str, int]]]:
         except (SyntaxError, UnicodeDecodeError):
             continue
         rel = py.relative_to(root).as_posix()
+        # a piece of an f-string is text being formatted, not a control named
+        in_fstrings = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and _ID_ANYWHERE.match(node.value):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in in_fstrings
+                and _ID_ANYWHERE.match(node.value)
+            ):
                 sites.setdefault(node.value, []).append((rel, node.lineno))
     for found in sites.values():
         found.sort()
