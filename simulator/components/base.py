@@ -116,36 +116,37 @@ class Component:
     # -- receiving ---------------------------------------------------------------------------------------
 
     def handle(self, wire: str, link: Link, now: datetime) -> Result:
-        """Verify and dispatch one incoming message. Never raises for the peer's faults: refusals are results."""
+        """Verify and dispatch one incoming message. Never raises for the peer's faults: refusals are results.
+
+        Verification, the replay record, the handler's writes and its audit rows commit as one transaction; a
+        refusal rolls all of it back and is then logged on its own, so nothing half-done is ever stored.
+        """
+        envelope: Envelope | None = None
         try:
-            envelope, sender_cert = self.security.verify_with_sender(wire, now)
-        except Refusal as refusal:
-            return self.refused(refusal, now, correlation_id=None, evidence={"stage": "verify"})
-        handler = self._handlers.get(envelope.type)
-        if handler is None:
-            return self.refused(
-                Refusal(
-                    RefusalCode.MALFORMED_MESSAGE,
-                    component=self.party,
-                    control_id="NET-001",
-                    reason_ja=f"この相手先が受け付けない電文種別です: {envelope.type}",
-                    reason_en=f"this party does not accept messages of type {envelope.type}",
-                    field="type",
-                ),
-                now,
-                correlation_id=envelope.correlation_id,
-            )
-        self.audit.append(
-            at=now.isoformat(),
-            kind="message.in",
-            correlation_id=envelope.correlation_id,
-            data={"id": envelope.id, "type": envelope.type, "from": envelope.sender, "network": link.network},
-        )
-        try:
-            with transaction(self.conn):
+            with transaction(self.conn), self.audit.batch():
+                envelope, sender_cert = self.security.verify_with_sender(wire, now)
+                handler = self._handlers.get(envelope.type)
+                if handler is None:
+                    raise self.refuse(
+                        RefusalCode.MALFORMED_MESSAGE,
+                        "NET-001",
+                        f"この相手先が受け付けない電文種別です: {envelope.type}",
+                        f"this party does not accept messages of type {envelope.type}",
+                        field="type",
+                    )
+                self.audit.append(
+                    at=now.isoformat(),
+                    kind="message.in",
+                    correlation_id=envelope.correlation_id,
+                    data={"id": envelope.id, "type": envelope.type, "from": envelope.sender, "network": link.network},
+                )
                 return handler(envelope, sender_cert, link, now)
         except Refusal as refusal:
-            return self.refused(refusal, now, correlation_id=envelope.correlation_id)
+            if envelope is None:
+                return self.refused(refusal, now, correlation_id=None, evidence={"stage": "verify"})
+            return self.refused(
+                refusal, now, correlation_id=envelope.correlation_id, evidence={"message_id": envelope.id}
+            )
 
     # -- deciding ----------------------------------------------------------------------------------------
 
@@ -235,7 +236,7 @@ class Component:
         """Run a staff command or local call atomically; a refusal rolls its writes back and is logged."""
         result = Result()
         try:
-            with transaction(self.conn):
+            with transaction(self.conn), self.audit.batch():
                 action(result)
         except Refusal as refusal:
             return self.refused(refusal, now, correlation_id=correlation_id)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ class HashChain:
             raise ValueError(f"table: must be one of {CHAINED_TABLES}")
         self.conn = conn
         self.table = table
+        self._pending: list[tuple[str, str, str | None, str, str]] | None = None
         conn.executescript(
             f"""
             CREATE TABLE IF NOT EXISTS {table} (
@@ -73,21 +75,59 @@ class HashChain:
         )
 
     def append(self, *, at: str, kind: str, data: Mapping[str, Any], correlation_id: str | None = None) -> int:
-        payload = canonical_json({"at": at, "kind": kind, "correlation_id": correlation_id, "data": data})
+        data_json = canonical_json(data)
+        # Same bytes as canonical_json({"at", "correlation_id", "data", "kind"}) with keys sorted, built without
+        # serialising ``data`` twice: appends are on every hop's path.
+        payload = (
+            f'{{"at":{json.dumps(at, ensure_ascii=False)},"correlation_id":'
+            f'{json.dumps(correlation_id, ensure_ascii=False)},"data":{data_json},'
+            f'"kind":{json.dumps(kind, ensure_ascii=False)}}}'
+        )
+        if self._pending is not None:
+            self._pending.append((at, kind, correlation_id, data_json, payload))
+            return -1
+        if self.conn.in_transaction:
+            return self._write([(at, kind, correlation_id, data_json, payload)])
         with transaction(self.conn):
-            head = self.conn.execute("SELECT seq, hash FROM chain_heads WHERE tbl = ?", (self.table,)).fetchone()
-            seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+            return self._write([(at, kind, correlation_id, data_json, payload)])
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Collect appends and write them together when the block ends; discard them if it raises.
+
+        Used inside one component step's transaction: the step's audit rows are chained and stored with one
+        head read and one head write instead of one of each per row.
+        """
+        if self._pending is not None:
+            yield
+            return
+        self._pending = []
+        try:
+            yield
+            pending, self._pending = self._pending, None
+            if pending:
+                self._write(pending)
+        finally:
+            self._pending = None
+
+    def _write(self, rows: list[tuple[str, str, str | None, str, str]]) -> int:
+        head = self.conn.execute("SELECT seq, hash FROM chain_heads WHERE tbl = ?", (self.table,)).fetchone()
+        seq, prev = (head[0], head[1]) if head else (0, GENESIS)
+        values = []
+        for at, kind, correlation_id, data_json, payload in rows:
+            seq += 1
             digest = _row_hash(prev, seq, payload)
-            self.conn.execute(
-                f"INSERT INTO {self.table} (seq, at, kind, correlation_id, data, prev_hash, hash)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (seq, at, kind, correlation_id, canonical_json(data), prev, digest),
-            )
-            self.conn.execute(
-                "INSERT INTO chain_heads (tbl, seq, hash) VALUES (?, ?, ?)"
-                " ON CONFLICT(tbl) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                (self.table, seq, digest),
-            )
+            values.append((seq, at, kind, correlation_id, data_json, prev, digest))
+            prev = digest
+        self.conn.executemany(
+            f"INSERT INTO {self.table} (seq, at, kind, correlation_id, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            values,
+        )
+        self.conn.execute(
+            "INSERT INTO chain_heads (tbl, seq, hash) VALUES (?, ?, ?)"
+            " ON CONFLICT(tbl) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            (self.table, seq, prev),
+        )
         return seq
 
     def rows(self, kind: str | None = None, correlation_id: str | None = None) -> Iterator[dict[str, Any]]:
