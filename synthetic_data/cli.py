@@ -27,8 +27,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-_err = Console(stderr=True)
-_out = Console()
+_err = Console(stderr=True, soft_wrap=True)
+_out = Console(soft_wrap=True)
 
 _STAGES = {
     "households": "世帯と住民 / households and residents",
