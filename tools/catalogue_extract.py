@@ -415,7 +415,8 @@ def parse_sources(text: str, app: Appendix, default_section: str = "") -> list[S
                 # label under another part (III-(1)-4 → III-(2)-4)
                 same = appendix and prev_section and appendix.split()[0] == prev_section.split()[0]
                 section = prev_section if (same or not appendix) else appendix
-            section = section or lead_section
+            fn = re.search(r"\[fn ([①-⑩])\]", cl.raw)
+            section = section or (f"中間サーバーの機能 {fn.group(1)}" if fn else lead_section)
             prev_section = section
             cands = cl.quotes + shared_quotes
             note = ""
@@ -693,6 +694,9 @@ def resolve(e: Entry, s: Src, seeds: dict[str, Seed], app: Appendix, rq: dict[tu
             return
         s.lines, s.lines_from = (rng[1], rng[2]), "appendix"
         s.section = s.section or rng[0]
+    if not s.section:
+        # no part named in CATALOGUE.md: use the Appendix 1 part whose line range holds the citation
+        s.section = next((h[0] for h in app.sections[s.seed] if h[1] <= s.lines[0] <= h[2]), "")
     own = s.candidates
     report = [q for lab in s.items for q in rq.get((s.seed, lab), [])]
     entry_wide = [q for o in e.sources for q in o.candidates] + [
