@@ -34,14 +34,17 @@ __all__ = [
     "Resident",
     "TaxRecord",
     "ValidationFailed",
+    "check_output_path",
     "ensure_valid",
     "export",
     "generate",
     "get_profile",
     "jlis_key",
     "load_residents",
+    "validate_connection",
     "validate_path",
     "write",
+    "write_population",
 ]
 
 

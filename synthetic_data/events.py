@@ -304,7 +304,7 @@ def build_events(b: Builder) -> list[Event]:
             by_status = _NATIONALITY_BY_STATUS[status]
             nationality = rng.choices(list(by_status), list(by_status.values()))[0]
         surname = b.names.surname()
-        people: list[Resident] = []
+        newcomers: list[Resident] = []
         family = None
         for m in plan:
             if nationality is not None:
@@ -319,18 +319,18 @@ def build_events(b: Builder) -> list[Event]:
             )
             person.resident_since, person.resident_since_reason = date.fromordinal(day).isoformat(), "move_in"
             person.has_my_number_card = rng.random() < tables.CARD_HOLDING_RATE * (0.7 if nationality else 1.0)
-            people.append(person)
+            newcomers.append(person)
         from_abroad = nationality is not None and rng.random() < 0.3
         previous = (
             {"postal_code": "", "jis_code": "", "address": f"国外 ({nationality})"} if from_abroad else b.others.draw(rng)
         )
-        add(day, notify, "move_in", hh.household_id, [p.person_id for p in people], {
-            "_persons": people,
+        add(day, notify, "move_in", hh.household_id, [p.person_id for p in newcomers], {
+            "_persons": newcomers,
             "household_type": kind,
             "previous_address": previous,
             "address": {"postal_code": address.postal_code, "jis_code": address.jis_code, "address": address.full,
                         "katagaki": address.katagaki, "town": address.town},
-            "card_move_in": (not from_abroad) and people[0].has_my_number_card and rng.random() < 0.35,
+            "card_move_in": (not from_abroad) and newcomers[0].has_my_number_card and rng.random() < 0.35,
         })
 
     events.sort(key=lambda e: (e.event_date, e.effective_date, _ORDER[e.event_type], e.person_ids[0], e.household_id))

@@ -105,6 +105,7 @@ class _Pool:
         if low > high:
             return None
         arr = self.counts[sex]
+        weights: list[float] | list[int]
         if weight is None:
             weights = arr[low : high + 1]
         else:

@@ -12,7 +12,7 @@ import json
 import math
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -57,7 +57,7 @@ class ValidationFailed(Exception):
 
 
 def _share_checks(
-    group: str, counts: Counter[Any], targets: dict[Any, float], allowance: float, n: int | None = None
+    group: str, counts: Counter[Any], targets: Mapping[Any, float], allowance: float, n: int | None = None
 ) -> list[Check]:
     total = n if n is not None else sum(counts.values())
     target_total = sum(targets.values())
