@@ -199,6 +199,7 @@ class Src:
     how: str = ""  # catalogue | report | entry | *-moved | auto | manual | none
     lines_from: str = "catalogue"  # catalogue | next | appendix | quote | manual | none
     moved_from: tuple[int, int] | None = None
+    catalogue_lines: tuple[int, int] | None = None  # as CATALOGUE.md gave them, before any correction
 
 
 @dataclass
@@ -799,8 +800,10 @@ def to_record(e: Entry, sup: dict[str, Any]) -> dict[str, Any]:
         d["quote"] = s.quote
         if s.note:
             d["note"] = s.note
-        if s.lines_from == "quote":
+        if s.lines_from == "quote" and s.catalogue_lines is None:
             d["lines_located_by"] = "quote"
+        if s.catalogue_lines and s.lines and s.catalogue_lines != s.lines:
+            d["catalogue_lines"] = FlowList(list(s.catalogue_lines))
         srcs.append(d)
     r["sources"] = srcs
     return r
@@ -878,6 +881,8 @@ def main() -> int:
     problems: list[str] = []
     for e in entries:
         for s in e.sources:
+            if s.lines_from == "catalogue":
+                s.catalogue_lines = s.lines
             resolve(e, s, seeds, app, rq)
         apply_fixes(e, (controls_sup.get(e.id) or {}).get("fixes", []) + fixes_sup.get(e.id, []), seeds)
         for s in e.sources:

@@ -152,6 +152,7 @@ class Source(_Strict):
     quote: str | None = None  # ≤ 60 characters copied from the seed (whitespace aside)
     note: str | None = None
     lines_located_by: str | None = None  # "quote": CATALOGUE.md gave no line; the quote located it
+    catalogue_lines: tuple[int, int] | None = None  # CATALOGUE.md's lines, where the phrase proved to be elsewhere
 
     @field_validator("seed")
     @classmethod
