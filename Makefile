@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/jukisim demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check simulator scenarios synthetic_data tests benchmarks load
+	$(BIN)/ruff check $(wildcard simulator scenarios synthetic_data tests benchmarks load tools)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy simulator
