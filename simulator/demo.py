@@ -57,13 +57,19 @@ def setup_world(
     size: int = 1000,
     seed: int = 20261124,
     on_hop: Callable[[Hop, Outgoing], None] | None = None,
+    municipalities: tuple[MunicipalitySpec, ...] = DEMO_MUNICIPALITIES,
 ) -> DemoRun:
-    """Build the demo world and bring every resident into the linkage path (宛名, 符号, 副本)."""
-    world = World.create(data_dir, WorldSpec(municipalities=DEMO_MUNICIPALITIES, start=DEMO_START))
+    """Build a world and bring every resident into the linkage path (宛名, 符号, 副本).
+
+    The first municipality is the provider side, the second the requester: the population includes people
+    who moved from the first to the second (the demo's 情報照会 asks about them).
+    """
+    world = World.create(data_dir, WorldSpec(municipalities=municipalities, start=DEMO_START))
     driver = InProcessDriver(world, DEMO_START, on_hop=on_hop)
-    population = demo_population(size, seed, [m.key for m in DEMO_MUNICIPALITIES])
+    population = demo_population(size, seed, [m.key for m in municipalities])
+    population.save(Path(data_dir) / "population.json")
     run = DemoRun(world, driver, population)
-    for m in DEMO_MUNICIPALITIES:
+    for m in municipalities:
         registry = world.registry(m.key)
         rows = population.residents[m.key]
         driver.step(partial(registry.bulk_load, rows))

@@ -8,8 +8,10 @@ municipalities, and someone under 支援措置). It must never invent identifier
 
 from __future__ import annotations
 
+import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from synthetic_data import generate
@@ -36,6 +38,14 @@ class DemoPopulation:
     ltc: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     movers: list[dict[str, Any]] = field(default_factory=list)
     protected_movers: list[dict[str, Any]] = field(default_factory=list)
+
+    def save(self, path: Path) -> None:
+        """Keep the world's population beside its stores, so a reopened world knows who is who."""
+        path.write_text(json.dumps(asdict(self), ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> DemoPopulation:
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
 
 
 def registry_row(

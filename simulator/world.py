@@ -129,8 +129,23 @@ class World:
         data_dir.mkdir(parents=True, exist_ok=True)
         (data_dir / MARKER).write_text("jukisim world data directory\n", encoding="utf-8")
         world = cls(data_dir, spec)
-        world._build()
+        world._build(fresh=True)
         return world
+
+    @classmethod
+    def open(cls, data_dir: Path, spec: WorldSpec) -> World:
+        """Attach to a world built earlier (a copy of a template, or a run an auditor reopens)."""
+        data_dir = Path(data_dir)
+        if not (data_dir / MARKER).exists():
+            raise InputError("data", f"{data_dir} is not a jukisim world (no {MARKER} marker)")
+        world = cls(data_dir, spec)
+        world._build(fresh=False)
+        return world
+
+    def revoke(self, party: str, now: datetime) -> None:
+        """Revoke a party's certificate and publish the CRL (kept on disk with the CA)."""
+        self.ca.revoke(self.directory.certificate(party).serial_number, now)
+        self.ca.save(self.data_dir / "keys" / "ca")
 
     def _store(self, org: str) -> sqlite3.Connection:
         if org not in self.stores:
@@ -146,19 +161,30 @@ class World:
             path.chmod(0o600)
         return path.read_bytes()
 
-    def _build(self) -> None:
+    def _build(self, *, fresh: bool) -> None:
         now = self.spec.start
-        ca = CertificateAuthority.create("jukisim LGPKI (simulated)", now - timedelta(days=1))
-        ca.save(self.data_dir / "keys" / "ca")
+        if fresh:
+            ca = CertificateAuthority.create("jukisim LGPKI (simulated)", now - timedelta(days=1))
+            ca.save(self.data_dir / "keys" / "ca")
+        else:
+            ca = CertificateAuthority.load(self.data_dir / "keys" / "ca")
         self.ca = ca
         # The CA republishes its CRL when nextUpdate passes, by the world's clock (which the driver advances).
         self.trust = TrustStore(ca.root_certificate, lambda: ca.crl(self.now))
 
         def credential(party: str, org: str) -> Credential:
-            cred = ca.issue(party, org, now - timedelta(days=1))
-            cred.save(self.data_dir / "keys" / "parties" / party)
+            folder = self.data_dir / "keys" / "parties" / party
+            if fresh:
+                cred = ca.issue(party, org, now - timedelta(days=1))
+                cred.save(folder)
+            else:
+                cred = Credential.load(folder)
             self.directory.publish(party, cred.certificate)
             return cred
+
+        def add_staff(directory: StaffDirectory, user: str, name: str, roles: set[str]) -> None:
+            if fresh:
+                directory.add(user, name, roles, DEMO_PASSWORD)
 
         def security(party: str, org: str) -> MessageSecurity:
             return MessageSecurity(
@@ -194,9 +220,9 @@ class World:
                 link(pref, national, "jukinet")
             registry_staff = StaffDirectory(db, registry)
             for user, name in (("clerk-a", "窓口 花子"), ("clerk-b", "確認 太郎")):
-                registry_staff.add(user, name, {"registry_clerk"}, DEMO_PASSWORD)
+                add_staff(registry_staff, user, name, {"registry_clerk"})
             cs_staff = StaffDirectory(db, cs)
-            cs_staff.add("cs-op", "住基 端末操作者", {"cs_operator"}, DEMO_PASSWORD)
+            add_staff(cs_staff, "cs-op", "住基 端末操作者", {"cs_operator"})
             self.components[registry] = Registry(
                 registry,
                 db,
@@ -247,8 +273,8 @@ class World:
             link(registry, atena, "office_lan")
             platform_db = self._store(f"platform.{m.key}")
             chukan_staff = StaffDirectory(platform_db, chukan)
-            chukan_staff.add("reviewer", "審査 一郎", {"auto_reply_reviewer", "replica_viewer"}, DEMO_PASSWORD)
-            chukan_staff.add("operator", "運用 次郎", {"platform_operator"}, DEMO_PASSWORD)
+            add_staff(chukan_staff, "reviewer", "審査 一郎", {"auto_reply_reviewer", "replica_viewer"})
+            add_staff(chukan_staff, "operator", "運用 次郎", {"platform_operator"})
             self.components[chukan] = IntermediateServer(
                 chukan,
                 platform_db,
