@@ -152,7 +152,10 @@ def _sibling_relationship(sex: str, age: int, head_age: int) -> str:
 
 def _family(rng: random.Random, children: _Pool, adults: _Pool, anchor: tuple[str, int]) -> PlannedHousehold | None:
     kids: list[tuple[str, int]] = [anchor]
-    wanted = rng.choices((1, 2, 3, 4), (0.50, 0.40, 0.095, 0.005))[0]
+    # ひとり親 households are smaller and, past childhood, often an old parent with one grown-up child.
+    single_parent = rng.random() < (0.13 if anchor[1] < 18 else 0.30)
+    sizes = (0.66, 0.28, 0.055, 0.005) if single_parent else (0.48, 0.41, 0.105, 0.005)
+    wanted = rng.choices((1, 2, 3, 4), sizes)[0]
     for _ in range(wanted - 1):
         young, old = min(k[1] for k in kids), max(k[1] for k in kids)
         sib = children.draw_any_sex(rng, old - 9, young + 9)
@@ -165,9 +168,8 @@ def _family(rng: random.Random, children: _Pool, adults: _Pool, anchor: tuple[st
     kids.sort(key=lambda k: -k[1])
     eldest, youngest = kids[0][1], kids[-1][1]
 
-    single_parent_p = 0.13 if youngest < 18 else 0.32
-    kind = "single_parent" if rng.random() < single_parent_p else "couple_children"
-    if kind == "couple_children" and rng.random() < (0.26 if youngest < 18 else 0.08):
+    kind = "single_parent" if single_parent else "couple_children"
+    if kind == "couple_children" and rng.random() < (0.27 if youngest < 18 else 0.08):
         kind = "extended"
 
     low = eldest + MIN_PARENT_GAP

@@ -118,6 +118,15 @@ def validate_connection(conn: sqlite3.Connection) -> list[Check]:
 
     checks += _share_checks("foreign", Counter({"foreign": foreign}), {"foreign": profile.foreign_share,
                             "japanese": 1 - profile.foreign_share}, 0.003, n)[:1]
+    foreign_rows = conn.execute(
+        "SELECT nationality, residence_status FROM residents WHERE status = 'active' AND nationality IS NOT NULL"
+    ).fetchall()
+    if len(foreign_rows) >= 200:
+        nationalities = Counter(nat if nat in tables.NATIONALITY_COUNTS else "その他" for nat, _s in foreign_rows)
+        checks += _share_checks("nationality", nationalities, tables.NATIONALITY_COUNTS, 0.05)
+        statuses = Counter(st for _n, st in foreign_rows if st in tables.RESIDENCE_STATUS_COUNTS)
+        checks += _share_checks("residence_status", statuses, tables.RESIDENCE_STATUS_COUNTS, 0.05,
+                                len(foreign_rows))
     checks += _share_checks("card", Counter({"holding_rate": cards}), {"holding_rate": tables.CARD_HOLDING_RATE,
                             "none": 1 - tables.CARD_HOLDING_RATE}, 0.02, n)[:1]
     checks += _share_checks("protective", Counter({"share": protected}), {"share": tables.PROTECTIVE_MEASURE_SHARE,
