@@ -150,6 +150,7 @@ def build_events(b: Builder) -> list[Event]:
     out_scale = max(0.0, b.profile.move_out_rate * n - len(leavers)) / sized
     within_scale = b.profile.move_within_rate * n / sized
     moving_out: list[tuple[Household, int]] = []
+    gone_with_household: set[int] = set()
     moving_within: list[tuple[Household, int]] = []
     for hh, w in zip(households, weights, strict=True):
         r = rng.random()
@@ -157,7 +158,9 @@ def build_events(b: Builder) -> list[Event]:
             day = y0 + _seasonal_day(rng, tables.MOVE_MONTH_SHARES, b.year)
             moving_out.append((hh, day))
             for pid in members[hh.household_id]:
-                terminal[pid] = min(terminal.get(pid, day), day)  # moving away first: a later 死亡 is elsewhere
+                if day <= terminal.get(pid, day):
+                    terminal[pid] = day  # moving away first (or the same day): a later 死亡 is elsewhere
+                    gone_with_household.add(pid)
         elif r < min(0.95, w * (out_scale + within_scale)):
             moving_within.append((hh, y0 + _seasonal_day(rng, tables.MOVE_MONTH_SHARES, b.year)))
 
@@ -199,14 +202,16 @@ def build_events(b: Builder) -> list[Event]:
             "address": _address_record(hh),
         })
 
-    def present(hh: Household, notify: int) -> list[int]:
-        people = [p for p in members[hh.household_id] if terminal.get(p, 10**9) > notify or p in moving_set]
+    def present(hh: Household, notify: int, cutoff: int | None = None) -> list[int]:
+        """Members still registered when the 届出 takes effect (alive and not gone before ``cutoff``)."""
+        until = notify + 14 if cutoff is None else cutoff  # a 転出届 may precede its move by 14 days
+        people = [p for p in members[hh.household_id] if terminal.get(p, 10**9) > until or p in moving_set]
         people += [baby.person_id for when, baby in newborns.get(hh.household_id, []) if when < notify]
         return people
 
     # 4. Deaths and the 世帯主変更 that follows when the head dies and others remain.
     for pid, day in deaths:
-        if terminal[pid] != day:
+        if terminal[pid] != day or pid in gone_with_household:
             continue  # the 世帯 moved away before this death
         person = by_id[pid]
         hh = household_by_id[person.household_id]
@@ -221,7 +226,7 @@ def build_events(b: Builder) -> list[Event]:
                 spouse = [p for p in adults if by_id[p].relationship in ("妻", "夫")]
                 new_head = spouse[0] if spouse else max(adults, key=lambda p: (b.age[p], -p))
                 change = cal.next_open(notify + rng.randint(0, 14))
-                if terminal.get(new_head, 10**9) > change:
+                if terminal.get(new_head, 10**9) > change + 14:
                     add(day, change, "household_change", hh.household_id, [new_head], {
                         "kind": "head_change", "previous_head": pid, "new_head": new_head,
                     })
@@ -229,8 +234,8 @@ def build_events(b: Builder) -> list[Event]:
     # 5. 転出: young adults leaving home, then whole 世帯; the 届出 may come up to 14 days before the move.
     moving_set: set[int] = set()
     for pid, day in leavers:
-        if terminal[pid] != day:
-            continue  # died first, or left earlier with the whole 世帯
+        if terminal[pid] != day or pid in gone_with_household:
+            continue  # died first, or left with the whole 世帯
         person = by_id[pid]
         notify = cal.next_open(max(y0, day - rng.randint(0, 14)))
         add(day, notify, "move_out", person.household_id, [pid], {
@@ -239,7 +244,7 @@ def build_events(b: Builder) -> list[Event]:
     for hh, day in moving_out:
         notify = cal.next_open(max(y0, day - rng.randint(0, 14)))
         moving_set = {p for p in members[hh.household_id] if terminal.get(p) == day}
-        people = present(hh, notify)
+        people = present(hh, notify, max(notify, day))  # someone who dies before the move does not move
         if not people:
             continue
         add(day, notify, "move_out", hh.household_id, people, {
@@ -268,7 +273,7 @@ def build_events(b: Builder) -> list[Event]:
             if by_id[pid].relationship == "子" and 25 <= b.age[pid] < 50 and rng.random() < 0.012:
                 day = y0 + rng.randrange(365)
                 notify = cal.next_open(day)
-                if terminal.get(pid, 10**9) <= notify:
+                if terminal.get(pid, 10**9) <= notify + 14:
                     continue
                 new_id = b.next_household_id
                 b.next_household_id += 1

@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import date
 
 import jpholiday
+import pytest
 
 import synthetic_data as sd
 from synthetic_data.events import EVENT_TYPES
@@ -75,3 +76,14 @@ def test_removed_residents_have_history(sample_db: object) -> None:
         "(SELECT 1 FROM history h WHERE h.person_id = r.person_id AND h.change_type IN ('death', 'move_out'))"
     ).fetchone()[0]
     assert without == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_event_order_holds_across_seeds(seed: int) -> None:
+    pop = sd.generate("tsukuba", 40_000, seed)
+    ended: set[int] = set()
+    for ev in pop.events:
+        assert not ended.intersection(ev.person_ids), ev
+        if ev.event_type in ("death", "move_out"):
+            ended.update(ev.person_ids)
