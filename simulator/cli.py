@@ -14,6 +14,7 @@ from rich.console import Console
 
 from simulator.controls.cli import app as controls_app
 from simulator.i18n import Lang
+from simulator.verify.cli import verify_command
 from synthetic_data.cli import app as population_app
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ audit_app = typer.Typer(help="証跡の検証 / verify evidence", no_args_is_hel
 app.add_typer(audit_app, name="audit")
 app.add_typer(controls_app, name="controls", help="技術的対策カタログ / the control catalogue")
 app.add_typer(population_app, name="population", help="合成住民の生成と検証 / synthetic residents")
+app.command("verify")(verify_command)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = PROJECT_ROOT / "var" / "demo"

@@ -34,8 +34,8 @@ JST = ZoneInfo("Asia/Tokyo")
 DEMO_START = datetime(2026, 11, 24, 9, 0, tzinfo=JST)
 PROVIDER, REQUESTER = "kuwana", "kurashiki"
 DEMO_MUNICIPALITIES = (
-    MunicipalitySpec("kuwana", "桑名市", "Kuwana", "mie", frozenset({"48"})),
-    MunicipalitySpec("kurashiki", "倉敷市", "Kurashiki", "okayama", frozenset({"93", "94"})),
+    MunicipalitySpec("kuwana", "桑名市", "Kuwana", "mie", (("tax", "48"),)),
+    MunicipalitySpec("kurashiki", "倉敷市", "Kurashiki", "okayama", (("ltc", "93"), ("ltc", "94"))),
 )
 
 

@@ -158,11 +158,26 @@ def demo_population(size: int, seed: int, municipalities: list[str], movers: int
                 },
             }
         )
+        # The new municipality's tax system registers them too (they owe its 住民税 from next year).
+        tax_number = f"TX{person.person_id:010d}"
+        out.tax[target].append(
+            {
+                "business_atena_number": tax_number,
+                "my_number": person.my_number,
+                "record": {
+                    "fiscal_year": int(reference[:4]) + 1,
+                    "taxable_income": 0,
+                    "income_levy": 0,
+                    "per_capita_levy": 0,
+                },
+            }
+        )
         entry = {
             "resident_code": person.resident_code,
             "my_number": person.my_number,
             "name": person.name,
             "ltc_atena_number": insured,
+            "tax_atena_number": tax_number,
             "old_address": households[person.household_id].address,
         }
         (out.protected_movers if protected else out.movers).append(entry)

@@ -45,7 +45,7 @@ class MunicipalitySpec:
     name_ja: str  # "桑名市"
     name_en: str
     prefecture: str  # "mie"
-    query_rows: frozenset[str] = frozenset()
+    query_rows: tuple[tuple[str, str], ...] = ()  # (business, row) pairs this municipality may query under
 
 
 @dataclass(frozen=True)
@@ -285,7 +285,7 @@ class World:
                 atena_party=atena,
                 nws_party="nws.core",
                 permission_list=self.spec.permission_list,
-                query_rows=set(m.query_rows),
+                query_rows={b: {r for b2, r in m.query_rows if b2 == b} for b, _ in m.query_rows},
                 data_key=self._key(f"platform.{m.key}.replica"),
                 staff=chukan_staff,
             )

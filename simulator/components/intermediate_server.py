@@ -53,7 +53,7 @@ class IntermediateServer(Component):
         atena_party: str,
         nws_party: str,
         permission_list: PermissionList,
-        query_rows: set[str],
+        query_rows: dict[str, set[str]],
         data_key: bytes,
         staff: StaffDirectory,
     ) -> None:
@@ -62,7 +62,7 @@ class IntermediateServer(Component):
         self.org_kind = org_kind
         self.atena_party = atena_party
         self.nws_party = nws_party
-        self.query_rows = set(query_rows)
+        self.query_rows = {business: set(rows) for business, rows in query_rows.items()}
         self.staff = staff
         self._aead = AESGCM(data_key)
         self.records = HashChain(conn, "provision_records")
@@ -343,12 +343,13 @@ class IntermediateServer(Component):
                 "a query may not carry a My Number",
                 field="my_number",
             )
-        if row_id not in self.query_rows:
+        if row_id not in self.query_rows.get(business, set()):
+            # Query rows are per 事務: the 住基事務 has none at all, so its queries are always refused here.
             raise self.refuse(
                 RefusalCode.NOT_ON_PERMISSION_LIST,
                 "CHUKAN-008",
-                f"第{row_id}項はこの団体が情報照会を行える事務手続ではありません",
-                f"row {row_id} is not one this organisation may query under",
+                f"第{row_id}項はこの団体の{business}事務が情報照会を行える事務手続ではありません",
+                f"row {row_id} is not one this organisation's {business} business may query under",
                 field="row",
             )
         code_row = self.conn.execute(

@@ -1,0 +1,83 @@
+"""Which world a scenario runs in: the profile's municipality, its peer across NWS, and the population.
+
+Every verification world pairs the profile's own municipality with a peer, so that both directions of the
+linkage path exist: the provider side (whose residents moved) and the requester side (who asks about them).
+This module must never build a world itself; it only plans one (the runner builds and caches it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simulator.verify.scenario import Scenario
+from simulator.world import MunicipalitySpec
+
+__all__ = ["MUNICIPALITIES", "PAIRS", "WorldPlan", "plan_for"]
+
+#: The five seed municipalities as world members: prefecture and the (business, row) pairs each may query.
+MUNICIPALITIES: dict[str, MunicipalitySpec] = {
+    "kuwana": MunicipalitySpec("kuwana", "桑名市", "Kuwana", "mie", (("tax", "48"),)),
+    "tsukuba": MunicipalitySpec("tsukuba", "つくば市", "Tsukuba", "ibaraki", (("tax", "48"),)),
+    "sapporo": MunicipalitySpec("sapporo", "札幌市", "Sapporo", "hokkaido", (("tax", "48"),)),
+    "iizuka": MunicipalitySpec("iizuka", "飯塚市", "Iizuka", "fukuoka", (("tax", "48"),)),
+    "kurashiki": MunicipalitySpec("kurashiki", "倉敷市", "Kurashiki", "okayama", (("ltc", "93"), ("ltc", "94"))),
+}
+
+#: profile → (provider municipality, requester municipality). A 住基 profile provides 住民票関係情報 to a
+#: requester that queries it; Tsukuba (住民税) and Kurashiki (介護保険) are requesters of their own rows.
+PAIRS: dict[str, tuple[str, str]] = {
+    "kuwana": ("kuwana", "kurashiki"),
+    "kurashiki": ("kuwana", "kurashiki"),
+    "sapporo": ("sapporo", "kurashiki"),
+    "iizuka": ("iizuka", "tsukuba"),
+    "tsukuba": ("iizuka", "tsukuba"),
+}
+
+
+#: What the requester side of each world may ask the provider for: (business, row, item).
+QUERIES: dict[str, tuple[str, str, str]] = {
+    "kurashiki": ("ltc", "94", "local_tax_info"),
+    "tsukuba": ("tax", "48", "local_tax_info"),
+}
+
+
+@dataclass(frozen=True)
+class WorldPlan:
+    profile: str
+    provider: str
+    requester: str
+    size: int
+    seed: int
+
+    def placeholders(self) -> dict[str, str]:
+        """Values scenario steps may name as "@world.<key>", so one scenario fits every profile's world."""
+        business, row, item = QUERIES[self.requester]
+        return {
+            "profile": self.profile,
+            "provider": self.provider,
+            "requester": self.requester,
+            "query_business": business,
+            "query_row": row,
+            "query_item": item,
+        }
+
+    @property
+    def municipalities(self) -> tuple[MunicipalitySpec, ...]:
+        return (MUNICIPALITIES[self.provider], MUNICIPALITIES[self.requester])
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}-{self.requester}-{self.size}-{self.seed}"
+
+
+def plan_for(scenario: Scenario, profile: str) -> WorldPlan:
+    if profile not in PAIRS:
+        raise ValueError(f"profile: unknown profile {profile!r}; known: {', '.join(sorted(PAIRS))}")
+    provider, requester = PAIRS[profile]
+    return WorldPlan(
+        profile,
+        provider,
+        requester,
+        int(scenario.population.get("size", 80)),
+        int(scenario.population.get("seed", 20261124)),
+    )
