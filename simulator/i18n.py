@@ -11,7 +11,17 @@ from typing import Literal
 
 from japanera import EraDate
 
-__all__ = ["Lang", "message_label", "network_label", "outcome_label", "party_label", "wareki"]
+__all__ = [
+    "Lang",
+    "exposure_label",
+    "item_label",
+    "message_label",
+    "network_label",
+    "outcome_label",
+    "party_label",
+    "travel_label",
+    "wareki",
+]
 
 Lang = Literal["ja", "en"]
 
@@ -26,6 +36,7 @@ _COMPONENT = {
     "national_server": ("全国サーバ", "national server"),
     "core": ("情報提供ネットワークシステム", "NWS"),
     "portal": ("マイナポータル", "resident portal"),
+    "staff": ("職員（端末操作）", "staff (terminal)"),
 }
 _ORG = {
     "kuwana": ("桑名市", "Kuwana"),
@@ -74,6 +85,7 @@ _MESSAGE = {
     "nws.receipt": ("受領", "receipt"),
     "portal.records_request": ("情報提供等記録の開示請求", "provision records request"),
     "portal.records_response": ("情報提供等記録の開示", "provision records disclosed"),
+    "staff.command": ("職員の端末操作", "staff operation at a terminal"),
 }
 _NETWORK = {
     "office_lan": ("庁内ネットワーク", "office network"),
@@ -82,6 +94,29 @@ _NETWORK = {
     "internet": ("インターネット", "internet"),
 }
 _OUTCOME = {"allow": ("許可", "allowed"), "deny": ("拒否", "refused"), "hold": ("保留", "held")}
+# Kinds of personal item a message can carry (traces and the training page's "who saw what" matrix).
+_ITEM = {
+    "my_number": ("個人番号", "My Number"),
+    "resident_code": ("住民票コード", "resident code"),
+    "basic4": ("4情報（氏名・住所・生年月日・性別）", "basic four (name, address, birth date, sex)"),
+    "linkage_code": ("符号", "linkage code"),
+    "link_code": ("連携用コード", "link code"),
+    "atena_number": ("団体内統合宛名番号", "unified addressee number"),
+    "replica": ("副本の内容", "replica contents"),
+}
+# How a field travelled in one message.
+_TRAVEL = {
+    "signed": ("署名付き平文（読めるが改ざんは検知される）", "signed plaintext (readable, tamper-evident)"),
+    "encrypted": ("暗号化", "encrypted"),
+    "plaintext": ("平文（署名なし）", "plaintext (unsigned)"),
+    "absent": ("含まない", "absent"),
+}
+# What a system could see of an item over a run.
+_EXPOSURE = {
+    "plaintext": ("平文で見た", "plaintext"),
+    "ciphertext": ("暗号文のみ", "ciphertext"),
+    "never": ("見ていない", "never"),
+}
 
 
 def _pick(pair: tuple[str, str], lang: Lang) -> str:
@@ -116,6 +151,18 @@ def network_label(network: str, lang: Lang = "ja") -> str:
 
 def outcome_label(outcome: str, lang: Lang = "ja") -> str:
     return _pick(_OUTCOME[outcome], lang) if outcome in _OUTCOME else outcome
+
+
+def item_label(item: str, lang: Lang = "ja") -> str:
+    return _pick(_ITEM[item], lang) if item in _ITEM else item
+
+
+def travel_label(travel: str, lang: Lang = "ja") -> str:
+    return _pick(_TRAVEL[travel], lang) if travel in _TRAVEL else travel
+
+
+def exposure_label(exposure: str, lang: Lang = "ja") -> str:
+    return _pick(_EXPOSURE[exposure], lang) if exposure in _EXPOSURE else exposure
 
 
 def wareki(value: date | datetime) -> str:
