@@ -186,13 +186,14 @@ def _query(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """情報照会 by a business system: requester, business, person, row, items, provider."""
     requester = ctx.municipality(p.get("requester"), ctx.requester)
     provider = ctx.municipality(p.get("provider"), ctx.provider)
-    business = str(p.get("business", "ltc"))
+    business = str(p.get("business") or ctx.placeholders.get("query_business", "ltc"))
     person = p["_person"] or ctx.person("mover")
     number = str(p.get("business_atena_number") or person.get(f"{business}_atena_number") or "")
     if not number:
         raise StepError("business_atena_number", f"the person has no {business} number at {requester}")
     system = ctx.world.business(requester, business)
-    row, items = str(p["row"]), [str(i) for i in p["items"]]
+    row = str(p.get("row") or ctx.placeholders["query_row"])
+    items = [str(i) for i in p.get("items") or [ctx.placeholders["query_item"]]]
     _drive(ctx, record, lambda now: system.query(str(p.get("operator", "staff-01")), number, row, items, provider, now))
     record.value = {"query_id": record.value, "system": system.party}
 
@@ -470,3 +471,17 @@ def _forge_permit(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -
     )
     body["permit"] = forger.security.sign(permit)
     _as_nws(ctx, record, body, recipient)
+
+
+def _load_area_steps() -> None:
+    """Step kinds that belong to one area live in `steps_<area>.py` beside this module; load them all."""
+    import importlib
+    import pkgutil
+    from pathlib import Path
+
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if module.name.startswith("steps_"):
+            importlib.import_module(f"simulator.verify.{module.name}")
+
+
+_load_area_steps()
