@@ -29,6 +29,7 @@ class PermissionRow(BaseModel):
     requester_business: str
     provider_kind: str
     items: tuple[str, ...]
+    requester_ja: str = ""  # the 第一欄 body as the seed prints it, e.g. "都道府県知事又は市町村長"
     inferred: bool = False
     basis: str = ""
     sources: tuple[dict[str, Any], ...] = ()
@@ -47,29 +48,43 @@ class PermissionList(BaseModel):
     version: str
     rows: tuple[PermissionRow, ...]
     items: dict[str, ItemName] = Field(default_factory=dict)
+    kinds: dict[str, ItemName] = Field(default_factory=dict)  # organisation kinds (第一欄/第三欄 bodies)
+    businesses: dict[str, ItemName] = Field(default_factory=dict)  # requester businesses (第二欄 事務)
 
-    def row(self, row: str) -> PermissionRow | None:
-        for entry in self.rows:
-            if entry.row == row:
-                return entry
-        return None
+    def entries(self, row: str, table: str | None = None) -> tuple[PermissionRow, ...]:
+        """Every entry of a row: one per requester kind. Row numbers of the two tables (beppyo_2, shumu_2) are
+        unrelated, so a caller that knows the table should name it."""
+        return tuple(e for e in self.rows if e.row == row and (table is None or e.table == table))
 
-    def allows(self, *, row: str, requester_kind: str, requester_business: str, provider_kind: str, item: str) -> bool:
-        entry = self.row(row)
-        return (
-            entry is not None
-            and entry.requester_kind == requester_kind
+    def row(self, row: str, table: str | None = None) -> PermissionRow | None:
+        found = self.entries(row, table)
+        return found[0] if found else None
+
+    def allows(
+        self,
+        *,
+        row: str,
+        requester_kind: str,
+        requester_business: str,
+        provider_kind: str,
+        item: str,
+        table: str | None = None,
+    ) -> bool:
+        return any(
+            entry.requester_kind == requester_kind
             and entry.requester_business == requester_business
             and entry.provider_kind == provider_kind
             and item in entry.items
+            for entry in self.entries(row, table)
         )
 
     def item_ja(self, item: str) -> str:
         return self.items[item].ja if item in self.items else item
 
-    def without_row(self, row: str, version: str) -> PermissionList:
+    def without_row(self, row: str, version: str, table: str | None = None) -> PermissionList:
         """A new list version with one row removed (the list changes by distribution, NWS-002)."""
-        return PermissionList(version=version, rows=tuple(r for r in self.rows if r.row != row), items=self.items)
+        kept = tuple(r for r in self.rows if not (r.row == row and (table is None or r.table == table)))
+        return self.model_copy(update={"version": version, "rows": kept})
 
 
 def load_permission_list(path: Path | None = None) -> PermissionList:
