@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint typecheck bench clean
+.PHONY: run demo test test-all lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/jukisim verify --out var/verify/all
+	@echo "report: var/verify/all/report.html (JSON: report.json, JUnit: junit.xml)"
+
+demo: $(STAMP)
 	$(BIN)/jukisim demo
 
 lint: $(STAMP)
