@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/jukisim verify --out var/verify/all
-	@echo "report: var/verify/all/report.html (JSON: report.json, JUnit: junit.xml)"
+	@$(BIN)/jukisim verify --out var/verify/all; status=$$?; \
+	 echo "report: var/verify/all/report.html (also report.json, junit.xml)"; exit $$status
 
 demo: $(STAMP)
 	$(BIN)/jukisim demo
