@@ -345,6 +345,68 @@ class CertificateAuthority:
         self._issued[certificate.serial_number] = certificate
         return Credential(party_id, organisation, key, certificate, (certificate, issuer))
 
+    def issue_tls(
+        self,
+        name: str,
+        organisation: str,
+        now: datetime,
+        *,
+        server: bool,
+        client: bool,
+        parties: Sequence[str] = (),
+        hosts: Sequence[str] = (),
+        days: int = 825,
+    ) -> Credential:
+        """A TLS certificate for mutual TLS between services (separate key from the party's signing key).
+
+        ``client``/``server`` set the extended key usage (clientAuth, serverAuth); ``parties`` become SAN URNs
+        (the party a client certificate authenticates, the parties a server hosts); ``hosts`` become SAN DNS
+        names or IP addresses. No keyAgreement: this key cannot be a JWE recipient.
+        """
+        import ipaddress
+
+        from cryptography.x509.oid import ExtendedKeyUsageOID
+
+        start = utc(now)
+        if not _PARTY_ID.fullmatch(name):
+            raise InputError("name", "must be 1–64 characters of A–Z a–z 0–9 . _ : - starting with a letter or digit")
+        if not (server or client):
+            raise InputError("server", "a TLS certificate must allow serverAuth, clientAuth or both")
+        usages = [oid for flag, oid in ((server, ExtendedKeyUsageOID.SERVER_AUTH),
+                                        (client, ExtendedKeyUsageOID.CLIENT_AUTH)) if flag]
+        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(PARTY_URN_PREFIX + p) for p in parties]
+        for host in hosts:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        if not names:
+            raise InputError("hosts", "a TLS certificate needs at least one party or host name")
+        issuer = self.issuing_certificate
+        key = _new_key()
+        usage = x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+            key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+        )
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(_name(name, organisation))
+            .issuer_name(issuer.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(min(start + timedelta(days=days), issuer.not_valid_after_utc))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(_ski(issuer)), critical=False)
+            .sign(self.issuing_key, hashes.SHA256())
+        )
+        self._issued[certificate.serial_number] = certificate
+        return Credential(name, organisation, key, certificate, (certificate, issuer))
+
     def issued(self) -> list[x509.Certificate]:
         """Every certificate this CA has issued, oldest first."""
         return sorted(self._issued.values(), key=lambda c: (c.not_valid_before_utc, c.serial_number))

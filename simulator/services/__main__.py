@@ -1,0 +1,8 @@
+"""`python -m simulator.services serve|load`: the same commands as `jukisim serve` and `jukisim load`.
+
+Used to start services in a separate process (the load command does); it must never hold logic of its own.
+"""
+
+from simulator.services.cli import app
+
+app()

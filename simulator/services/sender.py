@@ -1,0 +1,183 @@
+"""The background sender: carries staged outbox messages to other services' ``/messages`` over mutual TLS.
+
+One lane per destination service, each strictly in order (one message in flight), so messages between two
+organisations arrive in the order they were staged. Each message goes out under its sending party's own TLS
+client certificate, and only to a server whose certificate names the destination service (SNI). A message
+leaves the outbox only once the recipient's service has answered for it (accepted or refused); transport
+failures are retried with backoff. It must never drop, reorder or alter a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from simulator.drivers.service import OutboxItem
+from simulator.services.tls import TlsMaterial, client_context
+from simulator.services.topology import ServiceSpec, Topology
+
+__all__ = ["JOSE", "Sender", "SenderStats"]
+
+JOSE = "application/jose"
+log = logging.getLogger("jukisim.services.sender")
+
+
+@dataclass
+class SenderStats:
+    accepted: int = 0
+    refused: int = 0
+    transport_errors: int = 0
+    refusal_codes: dict[str, int] = field(default_factory=dict)
+
+
+class _Lane:
+    def __init__(self, destination: ServiceSpec) -> None:
+        self.destination = destination
+        self.queue: deque[OutboxItem] = deque()
+        self.wake = asyncio.Event()
+        self.busy = False
+        self.task: asyncio.Task[None] | None = None
+
+
+class Sender:
+    def __init__(
+        self,
+        topology: Topology,
+        material: TlsMaterial,
+        delivered: Callable[[list[int]], Awaitable[None]],
+        *,
+        timeout: float = 30.0,
+        flush_interval: float = 0.05,
+    ) -> None:
+        self.topology = topology
+        self.material = material
+        self._delivered = delivered
+        self.timeout = timeout
+        self.flush_interval = flush_interval
+        self.stats = SenderStats()
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._lanes: dict[str, _Lane] = {}
+        self._done: list[int] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- feeding ----------------------------------------------------------------------------------------
+
+    def submit(self, items: list[OutboxItem]) -> None:
+        """Queue staged messages (call on the event loop's thread, in staging order)."""
+        for item in items:
+            destination = self.topology.service_of(item.recipient)
+            if destination is None:
+                # Kept in the outbox: a placement file that names the recipient's service will carry it on restart.
+                log.error("no service hosts %s; message %s stays in the outbox", item.recipient, item.message_id)
+                continue
+            lane = self._lanes.get(destination.name)
+            if lane is None:
+                lane = self._lanes[destination.name] = _Lane(destination)
+                lane.task = asyncio.create_task(self._run(lane), name=f"lane→{destination.name}")
+            lane.queue.append(item)
+            lane.wake.set()
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop(), name="outbox-flush")
+
+    # -- state ------------------------------------------------------------------------------------------
+
+    def idle(self) -> bool:
+        return not self._done and all(not lane.queue and not lane.busy for lane in self._lanes.values())
+
+    def backlog(self) -> dict[str, int]:
+        return {name: len(lane.queue) for name, lane in self._lanes.items()}
+
+    async def close(self) -> None:
+        """Stop the lanes (what is still queued stays in the outbox for the next start) and flush deliveries."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        if self._flusher is not None:
+            tasks.append(self._flusher)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._flush()
+        for client in self._clients.values():
+            await client.aclose()
+
+    # -- sending ----------------------------------------------------------------------------------------
+
+    def _client(self, party: str) -> httpx.AsyncClient:
+        client = self._clients.get(party)
+        if client is None:
+            client = httpx.AsyncClient(
+                verify=client_context(self.material, party),
+                timeout=self.timeout,
+                limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+            )
+            self._clients[party] = client
+        return client
+
+    async def _run(self, lane: _Lane) -> None:
+        backoff = 0.05
+        while not self._closed:
+            if not lane.queue:
+                lane.wake.clear()
+                await lane.wake.wait()
+                continue
+            item = lane.queue[0]
+            lane.busy = True
+            try:
+                outcome = await self._post(lane.destination, item)
+            finally:
+                lane.busy = False
+            if outcome is None:
+                self.stats.transport_errors += 1
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            lane.queue.popleft()
+            self._done.append(item.seq)
+            if outcome.get("status") == "accepted":
+                self.stats.accepted += 1
+            else:
+                self.stats.refused += 1
+                code = str((outcome.get("refusal") or {}).get("code"))
+                self.stats.refusal_codes[code] = self.stats.refusal_codes.get(code, 0) + 1
+                log.info("%s refused %s (%s): %s", item.recipient, item.message_id, item.message_type, code)
+
+    async def _post(self, destination: ServiceSpec, item: OutboxItem) -> dict[str, Any] | None:
+        """POST one wire; the recipient service's verdict, or None when it must be retried."""
+        try:
+            response = await self._client(item.sender).post(
+                f"{destination.url}/messages",
+                content=item.wire.encode("ascii"),
+                headers={"content-type": JOSE},
+                extensions={"sni_hostname": destination.sni},
+            )
+        except httpx.HTTPError as exc:
+            log.warning("delivery of %s to %s failed: %s", item.message_id, destination.name, exc)
+            return None
+        try:
+            verdict = response.json()
+        except ValueError:
+            verdict = None
+        if isinstance(verdict, dict) and verdict.get("status") in ("accepted", "refused"):
+            return verdict
+        log.warning("%s answered %s without a verdict for %s", destination.name, response.status_code, item.message_id)
+        return None
+
+    async def _flush(self) -> None:
+        if self._done:
+            done, self._done = self._done, []
+            await self._delivered(done)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            await self._flush()
