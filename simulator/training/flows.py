@@ -1,0 +1,538 @@
+"""The flows a trainee can ask for by name (`jukisim explain FLOW`), each run for real in a small world.
+
+A flow is registered once with an English id, a Japanese name, aliases, which people it can be run for and
+how to run it through the components' own commands; flows the components do not carry yet are listed as
+planned, so asking for one says so. New flows (特例転入, 庁内移転 …) plug in with ``register``. This module
+must never bypass a component: every hop it shows is a signed message the components exchanged.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from simulator.components.base import Result
+from simulator.components.business import BusinessSystem
+from simulator.components.registry import Registry
+from simulator.controls.catalogue import PROFILES
+from simulator.demo import DEMO_MUNICIPALITIES, DEMO_START
+from simulator.drivers.inproc import Hop, InProcessDriver
+from simulator.errors import InputError
+from simulator.i18n import Lang
+from simulator.population import DemoPopulation, demo_population
+from simulator.training.trace import TraceWriter
+from simulator.world import DEMO_PASSWORD, MunicipalitySpec, World, WorldSpec
+
+__all__ = [
+    "FLOWS",
+    "PLANNED",
+    "Flow",
+    "FlowContext",
+    "FlowRun",
+    "UnknownFlowError",
+    "available_flows",
+    "find_flow",
+    "register",
+    "run_flow",
+]
+
+#: Prefecture of each seed municipality (keys as in simulator.i18n).
+PREFECTURE = {"kuwana": "mie", "tsukuba": "ibaraki", "sapporo": "hokkaido", "iizuka": "fukuoka", "kurashiki": "okayama"}
+REQUESTER = "kurashiki"  # 倉敷市 介護保険 is the querying side of the seeds' row 94
+DEFAULT_SIZE = 60
+DEFAULT_SEED = 20261124
+
+
+@dataclass
+class FlowContext:
+    """Everything a flow's steps need: the world, its driver, who is who, and the trace writer."""
+
+    world: World
+    driver: InProcessDriver
+    population: DemoPopulation
+    home: str  # the municipality where local flows (異動, 出生, 副本登録) happen
+    provider: str  # the municipality that answers queries
+    requester: str
+    person: dict[str, Any]
+    writer: TraceWriter | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    hops: list[Hop] = field(default_factory=list)
+
+    def step(self, action: Callable[[datetime], Result]) -> Result:
+        """Run one staff command or local call and deliver what it causes; staff hops go to the trace too."""
+        result, hops = self.driver.step(action)
+        self.hops += hops
+        if self.writer is not None and self.driver.on_hop is self.writer:
+            self.writer.write_local(hops)
+        return result
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One flow the trainee can run. ``people`` names who it can be run for (see ``_CANDIDATES``)."""
+
+    id: str
+    name_ja: str
+    name_en: str
+    summary_ja: str
+    summary_en: str
+    people: str
+    run: Callable[[FlowContext], None]
+    prepare: Callable[[FlowContext], None] | None = None
+    focus: frozenset[str] | None = None  # message types the walk-through shows; None: every hop
+    whole: str | None = None  # the flow that shows every hop around a focused one
+    aliases: tuple[str, ...] = ()
+
+    def name(self, lang: Lang) -> str:
+        return self.name_ja if lang == "ja" else self.name_en
+
+    def summary(self, lang: Lang) -> str:
+        return self.summary_ja if lang == "ja" else self.summary_en
+
+
+@dataclass(frozen=True)
+class Planned:
+    id: str
+    name_ja: str
+    name_en: str
+    aliases: tuple[str, ...] = ()
+
+
+FLOWS: dict[str, Flow] = {}
+PLANNED: dict[str, Planned] = {}
+
+
+def register(flow: Flow) -> Flow:
+    """Add a flow (and drop it from the planned list, if it was there)."""
+    FLOWS[flow.id] = flow
+    PLANNED.pop(flow.id, None)
+    return flow
+
+
+def _norm(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def available_flows() -> list[Flow]:
+    return list(FLOWS.values())
+
+
+class UnknownFlowError(InputError):
+    """A flow name that is neither carried nor planned, or one that is planned but not carried yet."""
+
+    def __init__(self, asked: str, planned: Planned | None) -> None:
+        names = ", ".join(f"{f.id}（{f.name_ja}）" for f in FLOWS.values())
+        if planned is not None:
+            rule_ja = (
+                f"「{planned.name_ja}」（{planned.id}）はまだ実行できません（今後追加予定）。実行できる流れ: {names}"
+            )
+            rule_en = f"{planned.id} ({planned.name_en}) cannot be run yet (planned). Flows: {names}"
+        else:
+            rule_ja = f"「{asked}」という流れはありません。実行できる流れ: {names}"
+            rule_en = f"there is no flow {asked!r}. Flows: {names}"
+        self.rule_ja, self.rule_en = rule_ja, rule_en
+        super().__init__("FLOW", rule_en)
+
+
+def find_flow(name: str) -> Flow:
+    key = _norm(name)
+    for flow in FLOWS.values():
+        if key in {_norm(flow.id), _norm(flow.name_ja), _norm(flow.name_en), *map(_norm, flow.aliases)}:
+            return flow
+    for planned in PLANNED.values():
+        if key in {_norm(planned.id), _norm(planned.name_ja), _norm(planned.name_en), *map(_norm, planned.aliases)}:
+            raise UnknownFlowError(name, planned)
+    raise UnknownFlowError(name, None)
+
+
+# -- the world a flow runs in ----------------------------------------------------------------------------
+
+
+def _spec(key: str) -> MunicipalitySpec:
+    for spec in DEMO_MUNICIPALITIES:
+        if spec.key == key:
+            return spec
+    name_ja, name_en = PROFILES[key]
+    return MunicipalitySpec(key, name_ja, name_en, PREFECTURE[key])
+
+
+def _bulk_load(registry: Registry, rows: list[dict[str, Any]], now: datetime) -> Result:
+    return registry.bulk_load(rows, now)
+
+
+def _publish(registry: Registry, resident_code: str, now: datetime) -> Result:
+    return registry.publish(resident_code, now)
+
+
+def _register(system: BusinessSystem, person: dict[str, Any], now: datetime) -> Result:
+    return system.register(person["business_atena_number"], person["my_number"], person["record"], now)
+
+
+def build_world(data_dir: Path, home: str, size: int, seed: int) -> FlowContext:
+    """A two-municipality world (``home`` and 倉敷市, or 桑名市 and 倉敷市 when home is 倉敷市), every resident
+    brought into the linkage path (宛名, 符号, 副本) as the demo does, with no trace attached yet."""
+    if home not in PROFILES:
+        raise InputError("--profile", f"unknown profile {home!r}; expected one of {', '.join(PROFILES)}")
+    provider = home if home != REQUESTER else "kuwana"
+    specs = (_spec(provider), _spec(REQUESTER))
+    world = World.create(data_dir, WorldSpec(municipalities=specs, start=DEMO_START))
+    driver = InProcessDriver(world, DEMO_START)
+    try:
+        population = demo_population(size, seed, [s.key for s in specs])
+    except ValueError as err:
+        raise InputError("--size", str(err)) from None
+    for spec in specs:
+        registry = world.registry(spec.key)
+        rows = population.residents[spec.key]
+        driver.step(partial(_bulk_load, registry, rows))
+        for resident in rows:
+            driver.step(partial(_publish, registry, resident["resident_code"]))
+        for business in ("tax", "ltc"):
+            system = world.business(spec.key, business)
+            for person in getattr(population, business)[spec.key]:
+                driver.step(partial(_register, system, person))
+    return FlowContext(world, driver, population, home, provider, REQUESTER, person={})
+
+
+# -- who a flow can be run for ---------------------------------------------------------------------------
+
+
+def _residents(ctx: FlowContext) -> list[dict[str, Any]]:
+    return [r for r in ctx.population.residents[ctx.home] if r["status"] == "active" and not r["protective_measure"]]
+
+
+def _heads(ctx: FlowContext) -> list[dict[str, Any]]:
+    return [r for r in _residents(ctx) if r["is_head"]]
+
+
+def _taxpayers(ctx: FlowContext) -> list[dict[str, Any]]:
+    taxed = {t["my_number"] for t in ctx.population.tax[ctx.home]}
+    return [r for r in _residents(ctx) if r["my_number"] in taxed]
+
+
+_CANDIDATES: dict[str, tuple[Callable[[FlowContext], list[dict[str, Any]]], str, str]] = {
+    "resident": (_residents, "住民", "a resident"),
+    "head": (_heads, "世帯主（出生子の親）", "a head of household (the parent)"),
+    "taxpayer": (_taxpayers, "課税されている住民", "a resident with a tax record"),
+    "mover": (lambda ctx: ctx.population.movers, "転入してきた方", "a person who moved in"),
+    "protected_mover": (
+        lambda ctx: ctx.population.protected_movers,
+        "支援措置の対象で転入してきた方",
+        "a person under 支援措置 who moved in",
+    ),
+}
+
+
+def candidates(flow: Flow, ctx: FlowContext) -> list[dict[str, Any]]:
+    return _CANDIDATES[flow.people][0](ctx)
+
+
+def choose_person(flow: Flow, ctx: FlowContext, person: str | None) -> dict[str, Any]:
+    """The person a flow runs for: the one whose 住民票コード is ``person``, or the first candidate."""
+    found = candidates(flow, ctx)
+    if not found:
+        raise InputError("--size", f"no one in this world can be used for {flow.id}; try a larger --size")
+    if person is None:
+        return found[0]
+    for candidate in found:
+        if candidate["resident_code"] == person.strip():
+            return candidate
+    examples = ", ".join(c["resident_code"] for c in found[:5])
+    _, ja, en = _CANDIDATES[flow.people]
+    raise InputError(
+        "--person",
+        f"{person!r} is not {en} in this world (the flow {flow.id} needs {ja}); 住民票コード such as {examples}",
+    )
+
+
+# -- running ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FlowRun:
+    flow: Flow
+    context: FlowContext
+    writer: TraceWriter
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return self.writer.records
+
+
+@contextmanager
+def _data_dir(data: Path | None) -> Iterator[Path]:
+    if data is not None:
+        yield data
+        return
+    with tempfile.TemporaryDirectory(prefix="jukisim-explain-") as tmp:
+        yield Path(tmp) / "world"
+
+
+@contextmanager
+def run_flow(
+    name: str,
+    *,
+    profile: str | None = None,
+    person: str | None = None,
+    trace: Path | None = None,
+    data: Path | None = None,
+    size: int = DEFAULT_SIZE,
+    seed: int = DEFAULT_SEED,
+) -> Iterator[FlowRun]:
+    """Build a small world, run one flow in it and yield the run (the trace records are in ``writer``).
+
+    Only the flow's own hops are traced: building the world and any preparation (a query the portal flow
+    needs to have something to show) are not.
+    """
+    flow = find_flow(name)
+    with _data_dir(data) as directory:
+        ctx = build_world(directory, profile or "kuwana", size, seed)
+        try:
+            ctx.person = choose_person(flow, ctx, person)
+            if flow.prepare is not None:
+                flow.prepare(ctx)
+            writer = TraceWriter(
+                trace,
+                keep=True,
+                meta={"flow": flow.id, "profile": ctx.home, "provider": ctx.provider, "requester": ctx.requester},
+            )
+            writer.bind(ctx.world)
+            writer.set_flow(flow.id, flow.name_ja, flow.name_en)
+            ctx.writer = writer
+            ctx.driver.on_hop = writer
+            ctx.hops = []
+            try:
+                flow.run(ctx)
+            finally:
+                ctx.driver.on_hop = None
+                writer.close()
+            yield FlowRun(flow, ctx, writer)
+        finally:
+            ctx.world.close()
+
+
+# -- the flows the components carry today ----------------------------------------------------------------
+
+
+def _clerks(ctx: FlowContext, m: str) -> tuple[Any, Any]:
+    registry = ctx.world.registry(m)
+    return (
+        registry.staff.authenticate("clerk-a", DEMO_PASSWORD),
+        registry.staff.authenticate("clerk-b", DEMO_PASSWORD),
+    )
+
+
+def _four_eyes(ctx: FlowContext, form: dict[str, Any]) -> None:
+    """Enter a 異動 as one clerk and confirm it as another (JUKI-002)."""
+    registry = ctx.world.registry(ctx.home)
+    clerk_a, clerk_b = _clerks(ctx, ctx.home)
+    entered = ctx.step(lambda now: registry.enter_change(clerk_a, form, now))
+    if entered.refusal is not None:
+        raise InputError("flow", f"the registry refused the entry: {entered.refusal}")
+    ctx.facts["change_id"] = entered.value
+    ctx.step(lambda now: registry.confirm_change(clerk_b, str(entered.value), True, now))
+
+
+def _move_within(ctx: FlowContext) -> None:
+    person = ctx.person
+    head, _, _ = str(person["address"]).rpartition("丁目")
+    _four_eyes(
+        ctx,
+        {
+            "change_type": "move_within",
+            "resident_code": person["resident_code"],
+            "address": (head + "丁目99番地") if head else str(person["address"]) + " 99番地",
+            "postal_code": person["postal_code"],
+            "change_date": (ctx.driver.now.date() - timedelta(days=1)).isoformat(),
+        },
+    )
+
+
+def _birth(ctx: FlowContext) -> None:
+    parent = ctx.person
+    born = (ctx.driver.now.date() - timedelta(days=3)).isoformat()
+    _four_eyes(
+        ctx,
+        {
+            "change_type": "birth",
+            "name": str(parent["name"]).split()[0] + " 太郎",
+            "name_kana": str(parent["name_kana"]).split()[0] + " タロウ",
+            "birth_date": born,
+            "sex": "1",
+            "household_id": parent["household_id"],
+            "relationship": "子",
+            "change_date": born,
+        },
+    )
+
+
+def _replica_update(ctx: FlowContext) -> None:
+    tax = ctx.world.business(ctx.home, "tax")
+    entry = next(t for t in ctx.population.tax[ctx.home] if t["my_number"] == ctx.person["my_number"])
+    ctx.step(lambda now: tax.register(entry["business_atena_number"], entry["my_number"], entry["record"], now))
+
+
+def _query(ctx: FlowContext, items: list[str], row: str = "94") -> str:
+    ltc = ctx.world.business(ctx.requester, "ltc")
+    started = ctx.step(
+        lambda now: ltc.query("ltc-staff-01", ctx.person["ltc_atena_number"], row, items, ctx.provider, now)
+    )
+    query_id = str(started.value)
+    ctx.facts["answer"] = ltc.answer(query_id)
+    return query_id
+
+
+def _automatic_query(ctx: FlowContext) -> None:
+    _query(ctx, ["local_tax_info", "resident_info"])
+
+
+def _held_query(ctx: FlowContext) -> None:
+    query_id = _query(ctx, ["resident_info"])
+    ctx.facts["answer_before_release"] = ctx.facts["answer"]
+    chukan = ctx.world.intermediate(ctx.provider)
+    reviewer = chukan.staff.authenticate("reviewer", DEMO_PASSWORD)
+    held = chukan.held_requests()
+    if not held:
+        raise InputError("flow", "the query was not held; is the person under 支援措置?")
+    ctx.step(lambda now: chukan.release_held(reviewer, held[0], True, now))
+    ctx.facts["answer"] = ctx.world.business(ctx.requester, "ltc").answer(query_id)
+
+
+def _refused_query(ctx: FlowContext) -> None:
+    _query(ctx, ["health_insurance_info"])
+
+
+def _portal_prepare(ctx: FlowContext) -> None:
+    # Something to disclose: the person's records exist only once someone has queried about them.
+    _query(ctx, ["local_tax_info", "resident_info"])
+
+
+def _portal(ctx: FlowContext) -> None:
+    signed_in = ctx.step(lambda now: ctx.world.portal.sign_in(ctx.person["resident_code"], now))
+    ctx.facts["records"] = ctx.world.portal.records(str(signed_in.value)) or []
+
+
+CODE_ACQUISITION_TYPES = frozenset(
+    {
+        "atena.code_request",
+        "nws.serial_request",
+        "nws.serial_issued",
+        "atena.code_status",
+        "jukinet.code_acquisition",
+        "jukinet.link_code",
+        "nws.linkage_code_issued",
+    }
+)
+
+for _flow in (
+    Flow(
+        "move_within",
+        "異動（転居）",
+        "change of address (move within)",
+        "窓口で受け付けた転居届を2人の職員が入力・確認し、既存住基から市町村CS・都道府県サーバ・全国サーバへ、"
+        "宛名システムと副本へも伝わります。",
+        "A change of address entered by one clerk and confirmed by another, then passed from the registry to "
+        "the municipal CS, the prefectural and national servers, and to the addressee system and the replica.",
+        "resident",
+        _move_within,
+        aliases=("異動", "転居", "change", "move"),
+    ),
+    Flow(
+        "birth",
+        "出生",
+        "birth",
+        "出生届から新しい住民票を作り、住民票コードと個人番号（全国サーバが生成）を付け、符号を取得して副本を登録します。",
+        "A birth: a new 住民票, a 個人番号 generated by the national server, a 符号 obtained, the replica registered.",
+        "head",
+        _birth,
+        aliases=("出生届",),
+    ),
+    Flow(
+        "code_acquisition",
+        "符号取得",
+        "linkage-code acquisition",
+        "新しく宛名システムに入った方（ここでは出生子）の符号を、処理通番を使って取得します。"
+        "NWS は住民票コードを受け取らず、全国サーバが作る連携用コードから機関ごとの符号を作ります。",
+        "A person new to the addressee system (here a newborn) gets a 符号 through a processing serial. NWS never "
+        "receives the resident code; it derives each organisation's code from the national server's link code.",
+        "head",
+        _birth,
+        focus=CODE_ACQUISITION_TYPES,
+        whole="birth",
+        aliases=("符号", "linkage_code"),
+    ),
+    Flow(
+        "replica_update",
+        "副本登録",
+        "replica registration",
+        "税務システムが地方税関係情報を副本として登録します。宛名システムが番号を付け替え、中間サーバーが暗号化して保存します。",
+        "The tax system registers its 地方税関係情報 as a replica; the addressee system re-keys it and the "
+        "intermediate server stores it encrypted.",
+        "taxpayer",
+        _replica_update,
+        aliases=("副本", "replica"),
+    ),
+    Flow(
+        "query",
+        "情報照会",
+        "query",
+        "倉敷市の介護保険担当が、転入してきた方の地方税関係情報と住民票関係情報を前住所地に照会し、"
+        "中間サーバーと情報提供ネットワークシステムを通って自動で回答が届きます。",
+        "Kurashiki's long-term care section asks the former municipality for a newcomer's tax and resident "
+        "information; the answer comes back automatically through both intermediate servers and NWS.",
+        "mover",
+        _automatic_query,
+        aliases=("照会", "自動応答"),
+    ),
+    Flow(
+        "held_query",
+        "自動応答不可",
+        "query held for review",
+        "支援措置（DV等）の対象の方への照会は、自動応答不可フラグで止まり、提供側の職員が確認してから送られます。",
+        "A query about a person under 支援措置 is held by the 自動応答不可フラグ until a reviewer at the provider "
+        "releases it.",
+        "protected_mover",
+        _held_query,
+        aliases=("自動応答不可フラグ", "保留", "held", "auto_reply_disabled"),
+    ),
+    Flow(
+        "refused_query",
+        "照会の拒否",
+        "refused query",
+        "照会許可用照合リストにない項目を照会すると、情報提供ネットワークシステムが拒否し、理由が照会者に返ります。",
+        "A query for an item the query-permission list does not allow is refused by NWS, and the reason goes back.",
+        "mover",
+        _refused_query,
+        aliases=("拒否", "リスト外", "refused", "refusal"),
+    ),
+    Flow(
+        "portal",
+        "マイナポータル",
+        "resident portal",
+        "本人がマイナポータルで、自分に関する情報提供等記録（誰がいつ何を照会したか）を見ます。",
+        "The resident sees, in the portal, the provision records about themselves (who asked for what, when).",
+        "mover",
+        _portal,
+        prepare=_portal_prepare,
+        aliases=("情報提供等記録", "records", "myna_portal"),
+    ),
+):
+    register(_flow)
+
+for _planned in (
+    Planned("move_in", "転入", "move-in", ("転入届",)),
+    Planned("card_move_in", "特例転入", "move-in with the My Number Card"),
+    Planned("move_out", "転出", "move-out"),
+    Planned("death", "死亡", "death"),
+    Planned("household_change", "世帯変更", "household change"),
+    Planned("transfer", "庁内移転", "intra-office transfer", ("庁内連携",)),
+    Planned("mailing_info", "送付先情報", "mailing-address information"),
+):
+    PLANNED[_planned.id] = _planned
