@@ -52,39 +52,51 @@ def _derive_chunk(args: tuple[list[str], bytes]) -> list[str]:
     return [my_number_from_resident_code(code, key) for code in codes]
 
 
-class MyNumberDerivation:
-    """個人番号 for a batch of 住民票コード, derived in worker processes while the caller goes on working.
+class MyNumberService:
+    """個人番号 for residents as they are made, derived in worker processes while the generator goes on.
 
-    The derivation is AES-bound (~25 µs each), so a large batch runs in a fork pool of all cores but one and
-    the main process builds events and business data meanwhile; small batches run inline.
+    The derivation is AES-bound (~22 µs each), so for a large population a fork pool of all cores but one is
+    started before the heap grows (a fork of a small process copies little) and batches are submitted as
+    people are created; small populations derive inline. Numbers depend only on the codes and the key.
     """
 
-    def __init__(self, codes: list[str], key: bytes, workers: int | None = None) -> None:
+    def __init__(self, key: bytes, parallel: bool, workers: int | None = None) -> None:
         cores = os.cpu_count() or 1
-        workers = workers if workers is not None else max(1, min(cores - 1, 8))
-        self._result: list[str] | None = None
+        self.key = key
+        self._pending: list[tuple[list[Resident], Any]] = []
         self._pool: Any = None
-        self._async: Any = None
-        if len(codes) < 50_000 or cores < 2:
-            self._result = _derive_chunk((codes, key))
-            return
-        step = -(-len(codes) // (workers * 4))
-        chunks = [(codes[i : i + step], key) for i in range(0, len(codes), step)]
-        self._pool = multiprocessing.get_context("fork").Pool(workers)
-        self._async = self._pool.map_async(_derive_chunk, chunks)
+        if parallel and cores >= 2:
+            count = workers if workers is not None else max(1, min(cores - 1, 8))
+            self._pool = multiprocessing.get_context("fork").Pool(count)
 
-    def result(self) -> list[str]:
-        if self._result is None:
-            parts = self._async.get()
+    def submit(self, people: list[Resident]) -> None:
+        if not people:
+            return
+        codes = [r.resident_code for r in people]
+        if self._pool is None:
+            for person, number in zip(people, _derive_chunk((codes, self.key)), strict=True):
+                person.my_number = number
+        else:
+            self._pending.append((people, self._pool.apply_async(_derive_chunk, ((codes, self.key),))))
+
+    def finish(self) -> None:
+        """Wait for every batch and write the numbers into the residents."""
+        for people, pending in self._pending:
+            for person, number in zip(people, pending.get(), strict=True):
+                person.my_number = number
+        self._pending.clear()
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
             self._pool.close()
             self._pool.join()
-            self._result = [n for part in parts for n in part]
-        return self._result
+            self._pool = None
 
 
-def derive_my_numbers(codes: list[str], key: bytes, workers: int | None = None) -> list[str]:
-    """個人番号 for each 住民票コード, in order."""
-    return MyNumberDerivation(codes, key, workers).result()
+def derive_my_numbers(codes: list[str], key: bytes) -> list[str]:
+    """個人番号 for each 住民票コード, in order (inline)."""
+    return _derive_chunk((codes, key))
 
 
 # 在留資格 mixes by kind of household, and 国籍 given 在留資格: shaped so the totals follow 在留外国人統計 令和5年末.
@@ -165,6 +177,16 @@ class Builder:
         self.since_ordinal = array("i", [0])
         self.next_person_id = 1
         self.next_household_id = 1
+        self.numbers = MyNumberService(self.key, parallel=size >= 50_000)
+        self._submitted = 0
+        self._submitted_events = 0
+
+    def flush_numbers(self) -> None:
+        """Hand the people made since the last call to the 個人番号 service."""
+        self.numbers.submit(self.residents[self._submitted :])
+        self._submitted = len(self.residents)
+        self.numbers.submit(self.event_people[self._submitted_events :])
+        self._submitted_events = len(self.event_people)
 
     # --- identifiers ---------------------------------------------------------------------------------------
     def new_resident_code(self) -> str:
@@ -278,6 +300,7 @@ class Builder:
         for n, plan in enumerate(plans):
             if n % 20000 == 0:
                 self.progress("households", 0.1 + 0.5 * n / total)
+                self.flush_numbers()
             p_apartment = min(0.97, self.profile.apartment_share * apartment_bias[plan.household_type])
             address = self.addresses.new_address(addr_rng, addr_rng.random() < p_apartment)
             hh = self.new_household(plan.household_type, address)
@@ -512,10 +535,6 @@ class Builder:
             HistoryEntry(person.person_id, _iso(day), "death" if reason == "deceased" else "move_out", detail)
         )
 
-    def assign_my_numbers(self, people: list[Resident]) -> None:
-        numbers = derive_my_numbers([r.resident_code for r in people], self.key)
-        for person, number in zip(people, numbers, strict=True):
-            person.my_number = number
 
 
 def death_rate(sex: str, age: int) -> float:
@@ -545,34 +564,37 @@ def generate(profile: str, size: int, seed: int, *, year: int = DEFAULT_YEAR, pr
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError("seed", "must be a whole number ≥ 0")
     builder = Builder(prof, size, seed, year, progress)
-    builder.build_households()
-    builder.assign_resident_since()
-    builder.flag_protective_measures()
-    builder.assign_cards()
-    builder.add_removed_residents()
-    builder.progress("events", 0.65)
+    try:
+        builder.build_households()
+        builder.assign_resident_since()
+        builder.flag_protective_measures()
+        builder.assign_cards()
+        builder.add_removed_residents()
+        builder.flush_numbers()
+        builder.progress("events", 0.65)
 
-    from .events import build_events, finalize_events  # events need the finished snapshot
+        from .events import build_events, finalize_events  # events need the finished snapshot
 
-    snapshot_people = list(builder.residents)
-    derivation = MyNumberDerivation([r.resident_code for r in snapshot_people], builder.key)
-    event_list = build_events(builder) if events else []
-    builder.progress("business", 0.75)
+        event_list = build_events(builder) if events else []
+        builder.flush_numbers()
+        builder.progress("business", 0.75)
 
-    by_id = {r.person_id: r for r in builder.residents}
-    active_households = [
-        [by_id[p] for p in hh.members if by_id[p].status == "active"] for hh in builder.households if hh.status == "active"
-    ]
-    del by_id
-    tax, status_of = build_tax(stream(seed, prof.name, "tax"), active_households, builder.age, prof, year)
-    ltc = build_ltc(stream(seed, prof.name, "ltc"), active_households, builder.age, status_of,
-                    builder.reference_ordinal, builder.birth_ordinal, builder.since_ordinal)
-    del active_households, status_of
-    builder.progress("identifiers", 0.85)
-    for person, number in zip(snapshot_people, derivation.result(), strict=True):
-        person.my_number = number
-    builder.assign_my_numbers(builder.event_people)
-    finalize_events(event_list)
+        by_id = {r.person_id: r for r in builder.residents}
+        active_households = [
+            [by_id[p] for p in hh.members if by_id[p].status == "active"]
+            for hh in builder.households
+            if hh.status == "active"
+        ]
+        del by_id
+        tax, status_of = build_tax(stream(seed, prof.name, "tax"), active_households, builder.age, prof, year)
+        ltc = build_ltc(stream(seed, prof.name, "ltc"), active_households, builder.age, status_of,
+                        builder.reference_ordinal, builder.birth_ordinal, builder.since_ordinal)
+        del active_households, status_of
+        builder.progress("identifiers", 0.85)
+        builder.numbers.finish()
+        finalize_events(event_list)
+    finally:
+        builder.numbers.close()
     builder.progress("identifiers", 0.9)
     meta: dict[str, Any] = {
         "profile": prof.name,
