@@ -198,7 +198,7 @@ def _quiz(hops: list[dict[str, Any]], parties: list[str]) -> list[dict[str, Any]
             mine = [d for d in hop["decisions"] if d["outcome"] == outcome and d["component"] == hop["recipient"]]
             if mine and (outcome != "allow" or len(picked) < 3):
                 picked.append((index, mine[0]))
-    picked.sort(key=lambda p: p[0])
+    # Refusals and holds first: they are what the quiz is for; checks that let a message through follow.
     all_titles = {
         d["control_id"]: _bi(decision_title(d, "ja"), decision_title(d, "en")) for h in hops for d in h["decisions"]
     }
