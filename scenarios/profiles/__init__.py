@@ -1,0 +1,1 @@
+"""Municipality profiles: one YAML file per seed municipality (loaded by simulator.profiles)."""
