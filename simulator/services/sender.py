@@ -10,15 +10,15 @@ failures are retried with backoff. It must never drop, reorder or alter a messag
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from simulator.drivers.service import OutboxItem
+from simulator.services.peer import PeerConnection, PeerError
 from simulator.services.tls import TlsMaterial, client_context
 from simulator.services.topology import ServiceSpec, Topology
 
@@ -61,7 +61,7 @@ class Sender:
         self.timeout = timeout
         self.flush_interval = flush_interval
         self.stats = SenderStats()
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._peers: dict[tuple[str, str], PeerConnection] = {}
         self._lanes: dict[str, _Lane] = {}
         self._done: list[int] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -106,21 +106,18 @@ class Sender:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._flush()
-        for client in self._clients.values():
-            await client.aclose()
+        for peer in self._peers.values():
+            await peer.close()
 
     # -- sending ----------------------------------------------------------------------------------------
 
-    def _client(self, party: str) -> httpx.AsyncClient:
-        client = self._clients.get(party)
-        if client is None:
-            client = httpx.AsyncClient(
-                verify=client_context(self.material, party),
-                timeout=self.timeout,
-                limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
-            )
-            self._clients[party] = client
-        return client
+    def _peer(self, party: str, destination: ServiceSpec) -> PeerConnection:
+        peer = self._peers.get((party, destination.name))
+        if peer is None:
+            peer = PeerConnection(destination.host, destination.port, destination.sni,
+                                  client_context(self.material, party), self.timeout)
+            self._peers[(party, destination.name)] = peer
+        return peer
 
     async def _run(self, lane: _Lane) -> None:
         backoff = 0.05
@@ -152,24 +149,22 @@ class Sender:
                 log.info("%s refused %s (%s): %s", item.recipient, item.message_id, item.message_type, code)
 
     async def _post(self, destination: ServiceSpec, item: OutboxItem) -> dict[str, Any] | None:
-        """POST one wire; the recipient service's verdict, or None when it must be retried."""
+        """POST one wire under the sending party's certificate; the recipient service's verdict, or None when it
+        must be retried (no answer, or an answer that is not a verdict, e.g. 503 while it starts)."""
         try:
-            response = await self._client(item.sender).post(
-                f"{destination.url}/messages",
-                content=item.wire.encode("ascii"),
-                headers={"content-type": JOSE},
-                extensions={"sni_hostname": destination.sni},
+            status, payload = await self._peer(item.sender, destination).post(
+                "/messages", item.wire.encode("ascii"), JOSE
             )
-        except httpx.HTTPError as exc:
+        except PeerError as exc:
             log.warning("delivery of %s to %s failed: %s", item.message_id, destination.name, exc)
             return None
         try:
-            verdict = response.json()
+            verdict = json.loads(payload)
         except ValueError:
             verdict = None
         if isinstance(verdict, dict) and verdict.get("status") in ("accepted", "refused"):
             return verdict
-        log.warning("%s answered %s without a verdict for %s", destination.name, response.status_code, item.message_id)
+        log.warning("%s answered %s without a verdict for %s", destination.name, status, item.message_id)
         return None
 
     async def _flush(self) -> None:
