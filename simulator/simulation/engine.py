@@ -178,6 +178,8 @@ class CostModelEngine:
         self.milestones: dict[tuple[str, str], LogHistogram] = defaultdict(LogHistogram)
         self.started = [0] * len(self.flow_names)
         self.completed = [0] * len(self.flow_names)
+        self.completed_by_day: list[list[int]] = [[0] * (int(self.end // 86_400) + 2) for _ in self.flow_names]
+        self.last_completion = 0.0
         self.records: dict[str, int] = defaultdict(int)
         self.sent = 0
         self.delivered = 0
@@ -407,7 +409,9 @@ class CostModelEngine:
             flow.pending -= 1
             if flow.pending == 0:
                 self.completed[flow.flow] += k
+                self.completed_by_day[flow.flow][int(now // 86_400)] += k
                 self.e2e[flow.flow].add(now - flow.t0, k)
+                self.last_completion = now
 
     def _human_delay(self, kind: str, now: float) -> float:
         wait = self.params.confirm_delay if kind == "confirm" else self.params.review_delay
@@ -446,8 +450,16 @@ class CostModelEngine:
     def hop_labels(self) -> list[str]:
         return list(self._hop_labels)
 
+    def pending_hops(self) -> int:
+        """Messages with an event still scheduled (in service, queued for a start, or waiting for a retry)."""
+        pending = 0
+        for _, _, _, event in self.env._queue:
+            if isinstance(event, _Due) and event.arrive in (0, 1):
+                pending += event.flow_.count
+        return pending
+
     def station_utilisation(self) -> dict[str, dict[str, Any]]:
-        horizon = max(self.env.now, 1e-9)
+        horizon = max(self.horizon, self.last_completion, 1e-9)
         out: dict[str, dict[str, Any]] = {}
         by_kind: dict[str, list[Station]] = defaultdict(list)
         for st in self.stations.values():

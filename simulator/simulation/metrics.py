@@ -132,7 +132,7 @@ def recovery_after(backlog: Sequence[int], bin_seconds: float, fault_start: floa
     first = max(int((fault_start - baseline_window) // bin_seconds), 0)
     last = max(int(fault_start // bin_seconds) - 1, first)
     baseline = max(backlog[first:last + 1], default=0)
-    end_index = min(int(fault_end // bin_seconds), len(backlog) - 1)
+    end_index = min(int((fault_end - 1e-9) // bin_seconds), len(backlog) - 1)
     start_index = min(int(fault_start // bin_seconds), len(backlog) - 1)
     recovered: float | None = None
     stop = len(backlog) - 1
