@@ -9,6 +9,7 @@ strictly (an unknown key is an error naming file, line and field) and checks its
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -613,6 +614,12 @@ def permission_list(path: Path | None = None) -> PermissionList:
     """Load the 照会許可用照合リスト strictly: known keys, defined items/kinds/businesses, known tables, unique
     entries, and a basis on every inferred entry. Problems raise ProfileError with file, line and field."""
     path = path or permission_list_path()
+    # The list is frozen, so a parse is reused until the file changes (loading every profile re-checks its rows).
+    return _permission_list_cached(path.resolve(), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _permission_list_cached(path: Path, mtime_ns: int) -> PermissionList:
     data, marks = _parse(path.read_text(encoding="utf-8"), path.name)
     name = path.name
     problems: list[ProfileProblem] = []

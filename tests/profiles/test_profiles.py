@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.controls.catalogue import PROFILES, SEED_FILES, load_catalogue, seeds_dir
+from simulator.controls.catalogue import PROFILES, SEED_FILES, Catalogue, load_catalogue, seeds_dir
 from simulator.model.permissions import PermissionList
 from simulator.profiles import (
     ORGANISATION_KIND,
@@ -34,6 +34,11 @@ def plist() -> PermissionList:
 @pytest.fixture(scope="module")
 def profiles(plist: PermissionList) -> dict[str, Profile]:
     return {k: load_profile(k, plist=plist) for k in KEYS}
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    return load_catalogue()
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +163,8 @@ def test_peer_exercises_this_profiles_own_rows(key: str, profiles: dict[str, Pro
         assert any(item == "resident_info" and prov == key for _, _, prov, item in exercised)
 
 
-def test_pairs_chosen() -> None:
-    peers = {k: load_profile(k).peer for k in KEYS}
+def test_pairs_chosen(profiles: dict[str, Profile]) -> None:
+    peers = {k: p.peer for k, p in profiles.items()}
     assert peers == {
         "kuwana": "tsukuba",
         "tsukuba": "kuwana",
@@ -170,8 +175,9 @@ def test_pairs_chosen() -> None:
 
 
 @pytest.mark.parametrize("key", KEYS)
-def test_contradictions_name_a_scenario_and_real_controls(key: str, profiles: dict[str, Profile]) -> None:
-    catalogue = load_catalogue()
+def test_contradictions_name_a_scenario_and_real_controls(
+    key: str, profiles: dict[str, Profile], catalogue: Catalogue
+) -> None:
     p = profiles[key]
     assert p.contradictions, f"{key}: the extractions list self-contradictions for every seed"
     for n, c in enumerate(p.contradictions, start=1):
@@ -202,8 +208,7 @@ def test_permission_list_sources_are_inside_the_seeds(plist: PermissionList, see
             assert 1 <= s["lines"][0] <= end <= seed_lines[s["seed"]], f"row {e.row} ({e.table}): {s}"
 
 
-def test_claimed_controls_come_from_the_catalogue(profiles: dict[str, Profile]) -> None:
-    catalogue = load_catalogue()
+def test_claimed_controls_come_from_the_catalogue(profiles: dict[str, Profile], catalogue: Catalogue) -> None:
     for key, p in profiles.items():
         ids = claimed_controls(p, catalogue)
         assert ids == [c.id for c in catalogue.controls if key in c.profiles]
