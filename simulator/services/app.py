@@ -26,7 +26,7 @@ from simulator.components.intermediate_server import IntermediateServer
 from simulator.components.registry import Registry
 from simulator.components.staff import StaffSession
 from simulator.drivers.service import Receipt, ServiceDriver
-from simulator.errors import Refusal
+from simulator.errors import InputError, Refusal
 from simulator.services.sender import JOSE, Sender
 from simulator.services.tls import peer_party
 from simulator.services.topology import ServiceSpec
@@ -175,6 +175,11 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             "（application/jose, 相互TLS）で受け付けます。"
         ),
     )
+
+    @app.exception_handler(InputError)
+    async def bad_input(_request: Request, exc: InputError) -> JSONResponse:
+        """Bad input (not a protocol refusal): the field and the rule it broke; nothing was written."""
+        return JSONResponse({"status": "invalid", "field": exc.field, "rule": exc.rule}, status_code=422)
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, Any]:
