@@ -275,6 +275,8 @@ class World:
             chukan_staff = StaffDirectory(platform_db, chukan)
             add_staff(chukan_staff, "reviewer", "審査 一郎", {"auto_reply_reviewer", "replica_viewer"})
             add_staff(chukan_staff, "operator", "運用 次郎", {"platform_operator"})
+            add_staff(chukan_staff, "clerk", "照会 三郎", {"query_operator"})
+            add_staff(chukan_staff, "keyadmin", "鍵管理 四郎", {"key_manager"})
             self.components[chukan] = IntermediateServer(
                 chukan,
                 platform_db,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
@@ -29,6 +29,7 @@ from simulator.model.envelope import Envelope, MessageType
 from simulator.model.permissions import PermissionList
 from simulator.model.replica import validate_replica
 from simulator.store.chain import HashChain
+from simulator.store.db import transaction
 
 __all__ = ["IntermediateServer", "certificate_fingerprint"]
 
@@ -56,6 +57,10 @@ class IntermediateServer(Component):
         query_rows: dict[str, set[str]],
         data_key: bytes,
         staff: StaffDirectory,
+        allowed_networks: frozenset[str] = frozenset({"lgwan"}),
+        result_ttl: timedelta = timedelta(days=7),
+        retention: timedelta = timedelta(days=365 * 7),
+        table: str | None = None,
     ) -> None:
         super().__init__(party, conn, security, directory)
         self.tenant = tenant
@@ -63,8 +68,13 @@ class IntermediateServer(Component):
         self.atena_party = atena_party
         self.nws_party = nws_party
         self.query_rows = {business: set(rows) for business, rows in query_rows.items()}
+        self.table = table  # the table this organisation's query rows are numbered in
         self.staff = staff
-        self._aead = AESGCM(data_key)
+        # The tenant's key-encryption key (kept in the HSM: the world's keys/ directory) only wraps data keys.
+        self._kek = AESGCM(data_key)
+        self.allowed_networks = allowed_networks
+        self.result_ttl = result_ttl
+        self.retention = retention
         self.records = HashChain(conn, "provision_records")
         conn.executescript(
             """
@@ -75,9 +85,22 @@ class IntermediateServer(Component):
             CREATE TABLE IF NOT EXISTS chukan_replicas (
                 tenant TEXT NOT NULL, atena_number TEXT NOT NULL, item TEXT NOT NULL,
                 nonce BLOB NOT NULL, ciphertext BLOB NOT NULL, auto_reply_disabled INTEGER NOT NULL DEFAULT 0,
-                updated_at TEXT NOT NULL, PRIMARY KEY (tenant, atena_number, item));
+                updated_at TEXT NOT NULL, key_version INTEGER NOT NULL DEFAULT 1,
+                PRIMARY KEY (tenant, atena_number, item));
             CREATE TABLE IF NOT EXISTS chukan_permission_list (
-                tenant TEXT PRIMARY KEY, version TEXT NOT NULL, body TEXT NOT NULL, applied_at TEXT NOT NULL);
+                tenant TEXT PRIMARY KEY, version TEXT NOT NULL, body TEXT NOT NULL, applied_at TEXT NOT NULL,
+                sequence INTEGER NOT NULL DEFAULT 0);
+            CREATE TABLE IF NOT EXISTS chukan_data_keys (
+                tenant TEXT NOT NULL, version INTEGER NOT NULL, nonce BLOB NOT NULL, wrapped BLOB NOT NULL,
+                exportable INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, retired_at TEXT,
+                PRIMARY KEY (tenant, version));
+            CREATE TABLE IF NOT EXISTS chukan_staff_sessions (
+                tenant TEXT NOT NULL, session_id TEXT NOT NULL, user_id TEXT NOT NULL,
+                logged_in_at TEXT NOT NULL, logged_out_at TEXT, PRIMARY KEY (tenant, session_id));
+            CREATE TABLE IF NOT EXISTS chukan_query_results (
+                tenant TEXT NOT NULL, query_id TEXT NOT NULL, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL,
+                key_version INTEGER NOT NULL, closed_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+                PRIMARY KEY (tenant, query_id));
             CREATE TABLE IF NOT EXISTS chukan_open_queries (
                 tenant TEXT NOT NULL, query_id TEXT NOT NULL, atena_number TEXT NOT NULL,
                 linkage_code TEXT NOT NULL, business TEXT NOT NULL, row TEXT NOT NULL, items TEXT NOT NULL,
@@ -90,7 +113,13 @@ class IntermediateServer(Component):
                 PRIMARY KEY (tenant, permit_id));
             """
         )
-        self.apply_permission_list(permission_list, None)
+        if (
+            self.conn.execute("SELECT 1 FROM chukan_permission_list WHERE tenant = ?", (self.tenant,)).fetchone()
+            is None
+        ):
+            self.apply_permission_list(permission_list, None)
+        if self.conn.execute("SELECT 1 FROM chukan_data_keys WHERE tenant = ?", (self.tenant,)).fetchone() is None:
+            self._new_data_key(1, None)
         self._handlers = {
             MessageType.REPLICA_UPDATE: self._on_replica_update,
             MessageType.CODE_REQUEST: self._on_code_request,
@@ -100,21 +129,23 @@ class IntermediateServer(Component):
             MessageType.QUERY_REFUSED: self._on_query_refused,
             MessageType.PROVISION_REQUEST: self._on_provision_request,
             MessageType.PROVISION_REPLY: self._on_provision_reply,
+            MessageType.PERMISSION_LIST: self._on_permission_list,
         }
 
     # -- master data -------------------------------------------------------------------------------------
 
-    def apply_permission_list(self, permission_list: PermissionList, now: datetime | None) -> None:
+    def apply_permission_list(self, permission_list: PermissionList, now: datetime | None, sequence: int = 0) -> None:
         """Store the NWS-distributed list copy atomically (CHUKAN-015); it is what CHUKAN-009 checks against."""
         self.conn.execute(
-            "INSERT INTO chukan_permission_list (tenant, version, body, applied_at) VALUES (?,?,?,?)"
+            "INSERT INTO chukan_permission_list (tenant, version, body, applied_at, sequence) VALUES (?,?,?,?,?)"
             " ON CONFLICT(tenant) DO UPDATE SET version=excluded.version, body=excluded.body,"
-            " applied_at=excluded.applied_at",
+            " applied_at=excluded.applied_at, sequence=excluded.sequence",
             (
                 self.tenant,
                 permission_list.version,
                 permission_list.model_dump_json(),
                 now.isoformat() if now else "initial",
+                sequence,
             ),
         )
 
@@ -136,18 +167,20 @@ class IntermediateServer(Component):
 
     def _read_replica(self, atena_number: str, item: str) -> tuple[dict[str, Any], bool] | None:
         row = self.conn.execute(
-            "SELECT nonce, ciphertext, auto_reply_disabled FROM chukan_replicas"
+            "SELECT nonce, ciphertext, auto_reply_disabled, key_version FROM chukan_replicas"
             " WHERE tenant = ? AND atena_number = ? AND item = ?",
             (self.tenant, atena_number, item),
         ).fetchone()
         if row is None:
             return None
-        plain = self._aead.decrypt(row[0], row[1], self._aad(atena_number, item))
+        plain = self._data_key(int(row[3])).decrypt(row[0], row[1], self._aad(atena_number, item))
         return json.loads(plain), bool(row[2])
 
     def _on_replica_update(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
         # 副本 arrives only automatically, over the internal path from the tenant's own 宛名 (CHUKAN-007, PF-003).
         self.require_sender(env, {self.atena_party}, "CHUKAN-007", "副本の登録")
+        result = Result()
+        self._replica_channel(result, "internal_path", env.sender, now, env.correlation_id)
         if env.body.get("tenant") != self.tenant:
             raise self.refuse(
                 RefusalCode.TENANT_MISMATCH,
@@ -180,18 +213,18 @@ class IntermediateServer(Component):
                 field="atena_number",
             )
         nonce = secrets.token_bytes(12)
-        ciphertext = self._aead.encrypt(
+        key_version = self._current_key_version()
+        ciphertext = self._data_key(key_version).encrypt(
             nonce, json.dumps(record, ensure_ascii=False).encode(), self._aad(atena_number, item)
         )
         flag = 1 if env.body.get("auto_reply_disabled") else 0
         self.conn.execute(
-            "INSERT INTO chukan_replicas (tenant, atena_number, item, nonce, ciphertext, auto_reply_disabled, updated_at)"
-            " VALUES (?,?,?,?,?,?,?) ON CONFLICT(tenant, atena_number, item) DO UPDATE SET nonce=excluded.nonce,"
-            " ciphertext=excluded.ciphertext, auto_reply_disabled=excluded.auto_reply_disabled,"
-            " updated_at=excluded.updated_at",
-            (self.tenant, atena_number, item, nonce, ciphertext, flag, now.isoformat()),
+            "INSERT INTO chukan_replicas (tenant, atena_number, item, nonce, ciphertext, auto_reply_disabled, updated_at,"
+            " key_version) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(tenant, atena_number, item) DO UPDATE SET"
+            " nonce=excluded.nonce, ciphertext=excluded.ciphertext, auto_reply_disabled=excluded.auto_reply_disabled,"
+            " updated_at=excluded.updated_at, key_version=excluded.key_version",
+            (self.tenant, atena_number, item, nonce, ciphertext, flag, now.isoformat(), key_version),
         )
-        result = Result()
         self.allow(
             result,
             "CHUKAN-004",
@@ -214,8 +247,20 @@ class IntermediateServer(Component):
 
     # -- 符号取得 (code acquisition) --------------------------------------------------------------------------
 
+    def _refuse_linkage_code_from_city(self, env: Envelope) -> None:
+        """The city side never names a person by 符号: a 符号 is not a search or join key there (CHUKAN-001)."""
+        if "linkage_code" in env.body or "requester_linkage_code" in env.body:
+            raise self.refuse(
+                RefusalCode.FIELD_NOT_ALLOWED,
+                "CHUKAN-001",
+                "団体内のシステムから符号を指定した検索・照会はできません（符号は中間サーバー内でのみ使用します）",
+                "a city-side system may not name a person by linkage code; codes are used only inside this server",
+                field="linkage_code",
+            )
+
     def _on_code_request(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
         self.require_sender(env, {self.atena_party}, "CHUKAN-018", "符号取得依頼")
+        self._refuse_linkage_code_from_city(env)
         atena_number = str(env.body.get("atena_number", ""))
         if not atena_number:
             raise self.refuse(
@@ -329,6 +374,7 @@ class IntermediateServer(Component):
 
     def _on_business_query(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
         self.require_sender(env, {self.atena_party}, "CHUKAN-018", "情報照会依頼")
+        self._refuse_linkage_code_from_city(env)
         body = env.body
         query_id, row_id = str(body.get("query_id", "")), str(body.get("row", ""))
         items = [str(i) for i in body.get("items", [])]
@@ -365,6 +411,16 @@ class IntermediateServer(Component):
                 field="atena_number",
             )
         result = Result()
+        self.allow(
+            result,
+            "CHUKAN-018",
+            now,
+            "登録された既存システム（団体内統合宛名システム）からの接続として認証しました",
+            "authenticated the caller as the registered city system (the unified addressee system)",
+            env.correlation_id,
+            caller=env.sender,
+            certificate_serial=format(cert.serial_number, "x"),
+        )
         self.allow(
             result,
             "CHUKAN-008",
@@ -423,6 +479,7 @@ class IntermediateServer(Component):
                 "business": business,
                 "requester_linkage_code": code_row[0],
                 "reply_key": certificate_fingerprint(self.directory.certificate(self.party)),
+                "table": self.table,
             },
             correlation_id=env.correlation_id,
         )
@@ -451,6 +508,7 @@ class IntermediateServer(Component):
         self.require_sender(env, {self.nws_party}, "CHUKAN-019", "照会結果")
         query_id = str(env.body.get("query_id", ""))
         atena_number, _code, items = self._close_query(query_id, "refused", now)
+        self._keep_result(query_id, {"status": "refused", "code": env.body.get("code")}, now)
         self._record(
             now,
             "query.refused",
@@ -524,6 +582,7 @@ class IntermediateServer(Component):
                 "decrypted a reply encrypted to this requester's key",
                 env.correlation_id,
             )
+        self._keep_result(query_id, {"status": status, "data": data.get("data", {})}, now)
         self._record(
             now,
             "query.answered",
@@ -638,6 +697,7 @@ class IntermediateServer(Component):
         for item in items:
             if not local_list.allows(
                 row=str(p.get("row")),
+                table=p.get("table"),
                 requester_kind=str(p.get("requester_kind")),
                 requester_business=str(p.get("requester_business")),
                 provider_kind=self.org_kind,
@@ -901,6 +961,8 @@ class IntermediateServer(Component):
         """Authorised screen view of 副本 content (CHUKAN-005), confined to this tenant (PF-003)."""
 
         def act(result: Result) -> None:
+            self._require_login(session)
+            self._no_platform_operator(session, "CHUKAN-005", "副本の内容確認", "view replica content")
             self.staff.require(session, "replica_viewer", "CHUKAN-005", "副本の内容確認", "view replica content")
             if tenant != self.tenant:
                 raise self.refuse(
@@ -918,6 +980,607 @@ class IntermediateServer(Component):
                 data={"user": session.user_id, "operation": "replica.view", "atena_number": atena_number, "item": item},
             )
             self.allow(result, "PF-003", now, "自団体の区画のデータです", "the row belongs to this tenant", None)
+            self.allow(
+                result,
+                "CHUKAN-005",
+                now,
+                "副本照会の権限を持つ職員が副本の内容を画面で確認しました（操作を記録）",
+                "a staff member holding the replica-view privilege viewed replica content (the view is logged)",
+                None,
+                user=session.user_id,
+                item=item,
+            )
             result.value = found[0] if found else None
 
         return self.command(now, None, act)
+
+    # -- 回線 (PF-001 LGWAN only, PF-002 one tunnel per tenant) ------------------------------------------------
+
+    def handle(self, wire: str, link: Link, now: datetime) -> Result:
+        """Check the connection before reading anything: LGWAN only (PF-001), the tenant's own tunnel (PF-002)."""
+        if link.network not in self.allowed_networks:
+            refusal = self.refuse(
+                RefusalCode.SOURCE_NOT_ALLOWED,
+                "PF-001",
+                f"中間サーバーへの接続は行政専用ネットワーク（LGWAN）経由に限られます（接続元ネットワーク: {link.network}）",
+                f"connections to the intermediate server are accepted only over LGWAN (came over {link.network})",
+                field="network",
+            )
+            return self.refused(
+                refusal, now, correlation_id=None, evidence={"network": link.network, "source": link.source}
+            )
+        city_side = link.source != self.nws_party
+        if city_side and link.source != self.atena_party:
+            # The platform terminates one VPN per municipality; this tenant's tunnel carries only its own systems.
+            refusal = self.refuse(
+                RefusalCode.TENANT_MISMATCH,
+                "PF-002",
+                f"{self.tenant} の回線以外から届いた通信（接続元: {link.source}）は破棄しました",
+                f"dropped traffic that did not come through {self.tenant}'s own tunnel (came from {link.source})",
+                field="source",
+            )
+            return self.refused(
+                refusal, now, correlation_id=None, evidence={"network": link.network, "source": link.source}
+            )
+        decisions = [
+            self.decide(
+                "PF-001",
+                Outcome.ALLOW,
+                now,
+                reason_ja="行政専用ネットワーク（LGWAN）経由の接続です",
+                reason_en="the connection came over LGWAN",
+                evidence={"network": link.network, "source": link.source},
+            )
+        ]
+        if city_side:
+            decisions.append(
+                self.decide(
+                    "PF-002",
+                    Outcome.ALLOW,
+                    now,
+                    reason_ja=f"{self.tenant} 専用の暗号化回線からの通信です",
+                    reason_en=f"the traffic came through {self.tenant}'s own encrypted tunnel",
+                    evidence={"tunnel": self.tenant, "source": link.source},
+                )
+            )
+        result = super().handle(wire, link, now)
+        result.decisions[:0] = decisions
+        return result
+
+    # -- 鍵管理 (CHUKAN-014) ---------------------------------------------------------------------------------
+
+    def _new_data_key(self, version: int, now: datetime | None) -> None:
+        """Generate a data key inside the key-management function; only its wrapped form is ever stored."""
+        nonce = secrets.token_bytes(12)
+        wrapped = self._kek.encrypt(nonce, AESGCM.generate_key(bit_length=256), f"{self.tenant}|dek|{version}".encode())
+        self.conn.execute(
+            "INSERT INTO chukan_data_keys (tenant, version, nonce, wrapped, exportable, created_at) VALUES (?,?,?,?,0,?)",
+            (self.tenant, version, nonce, wrapped, now.isoformat() if now else "initial"),
+        )
+
+    def _current_key_version(self) -> int:
+        row = self.conn.execute(
+            "SELECT MAX(version) FROM chukan_data_keys WHERE tenant = ? AND retired_at IS NULL", (self.tenant,)
+        ).fetchone()
+        return int(row[0])
+
+    def _data_key(self, version: int) -> AESGCM:
+        row = self.conn.execute(
+            "SELECT nonce, wrapped FROM chukan_data_keys WHERE tenant = ? AND version = ?", (self.tenant, version)
+        ).fetchone()
+        if row is None:
+            raise self.refuse(
+                RefusalCode.NOT_FOUND,
+                "CHUKAN-014",
+                f"鍵バージョン {version} はこの団体の鍵管理にありません",
+                f"key version {version} is not in this tenant's key store",
+                field="key_version",
+            )
+        return AESGCM(self._kek.decrypt(row[0], row[1], f"{self.tenant}|dek|{version}".encode()))
+
+    def rotate_key(self, session: StaffSession, now: datetime) -> Result:
+        """Rotate the tenant's data key: new writes use the new key; rows under older keys must still open."""
+
+        def act(result: Result) -> None:
+            self._require_login(session)
+            self._no_platform_operator(session, "CHUKAN-014", "鍵の更新", "rotate keys")
+            self.staff.require(session, "key_manager", "CHUKAN-014", "鍵の更新", "rotate the data key")
+            old = self._current_key_version()
+            self._new_data_key(old + 1, now)
+            self.conn.execute(
+                "UPDATE chukan_data_keys SET retired_at = ? WHERE tenant = ? AND version <= ?",
+                (now.isoformat(), self.tenant, old),
+            )
+            # Prove old data stays readable: open one row per older key version with the rotated key store.
+            checked = 0
+            for atena_number, item, _version in self.conn.execute(
+                "SELECT atena_number, item, MIN(key_version) FROM chukan_replicas WHERE tenant = ?"
+                " GROUP BY key_version",
+                (self.tenant,),
+            ).fetchall():
+                if self._read_replica(str(atena_number), str(item)) is not None:
+                    checked += 1
+            self._operation(session, now, "key.rotate", from_version=old, to_version=old + 1)
+            self.allow(
+                result,
+                "CHUKAN-014",
+                now,
+                f"データ暗号化鍵を版 {old} から {old + 1} に更新しました（旧鍵の副本 {checked} 版分の復号を確認）",
+                f"rotated the data key from version {old} to {old + 1}; rows under older keys still decrypt",
+                None,
+                from_version=old,
+                to_version=old + 1,
+                old_versions_checked=checked,
+            )
+            result.value = old + 1
+
+        return self.command(now, None, act)
+
+    def export_key(self, session: StaffSession, version: int, now: datetime) -> Result:
+        """A request to take key material out of the key-management function: keys are non-exportable."""
+
+        def act(result: Result) -> None:
+            self._require_login(session)
+            row = self.conn.execute(
+                "SELECT exportable FROM chukan_data_keys WHERE tenant = ? AND version = ?", (self.tenant, version)
+            ).fetchone()
+            if row is None or not row[0]:
+                raise self.refuse(
+                    RefusalCode.FIELD_NOT_ALLOWED,
+                    "CHUKAN-014",
+                    "暗号鍵は鍵管理機能の外へ取り出せません（エクスポート不可の鍵です）",
+                    "keys cannot leave the key-management function (the key is non-exportable)",
+                    field="version",
+                )
+            # Even a key marked exportable leaves only wrapped under the tenant's key-encryption key.
+            wrapped = self.conn.execute(
+                "SELECT wrapped FROM chukan_data_keys WHERE tenant = ? AND version = ?", (self.tenant, version)
+            ).fetchone()[0]
+            self._operation(session, now, "key.export", version=version)
+            result.value = bytes(wrapped).hex()
+
+        return self.command(now, None, act)
+
+    # -- 職員認証・操作記録 (CHUKAN-016 / CHUKAN-017) --------------------------------------------------------------
+
+    def login(self, user_id: str, password: str, now: datetime) -> Result:
+        """Staff login at this tenant's terminal: authenticated, and recorded whether it succeeds or fails."""
+        try:
+            session = self.staff.authenticate(user_id, password)
+        except Refusal as failed:
+            # A failed attempt is recorded in its own transaction, so nothing else rolls it back (CHUKAN-017).
+            with transaction(self.conn), self.audit.batch():
+                self.audit.append(
+                    at=now.isoformat(),
+                    kind="staff.login_failed",
+                    correlation_id=None,
+                    data={"user": user_id, "code": str(failed.code)},
+                )
+            refusal = self.refuse(
+                failed.code,
+                "CHUKAN-016",
+                f"中間サーバーへのログインを拒否しました: {failed.reason_ja}",
+                f"login to the intermediate server refused: {failed.reason_en}",
+                field="user_id",
+            )
+            return self.refused(refusal, now, correlation_id=None, evidence={"user": user_id})
+
+        def act(result: Result) -> None:
+            self.conn.execute(
+                "INSERT INTO chukan_staff_sessions (tenant, session_id, user_id, logged_in_at) VALUES (?,?,?,?)",
+                (self.tenant, session.session_id, session.user_id, now.isoformat()),
+            )
+            self.audit.append(
+                at=now.isoformat(),
+                kind="staff.login",
+                correlation_id=None,
+                data={"user": session.user_id, "session": session.session_id},
+            )
+            self.allow(
+                result,
+                "CHUKAN-016",
+                now,
+                "職員をユーザIDとパスワードで認証しました",
+                "the staff member was authenticated",
+                None,
+                user=session.user_id,
+                roles=sorted(session.roles),
+            )
+            self.allow(
+                result,
+                "CHUKAN-017",
+                now,
+                "ログインした職員と時刻を記録しました",
+                "recorded who logged in and when",
+                None,
+                user=session.user_id,
+            )
+            result.value = session
+
+        return self.command(now, None, act)
+
+    def logout(self, session: StaffSession, now: datetime) -> Result:
+        def act(result: Result) -> None:
+            self._require_login(session)
+            self.conn.execute(
+                "UPDATE chukan_staff_sessions SET logged_out_at = ? WHERE tenant = ? AND session_id = ?",
+                (now.isoformat(), self.tenant, session.session_id),
+            )
+            self.audit.append(
+                at=now.isoformat(),
+                kind="staff.logout",
+                correlation_id=None,
+                data={"user": session.user_id, "session": session.session_id},
+            )
+            self.allow(
+                result,
+                "CHUKAN-017",
+                now,
+                "ログアウトした職員と時刻を記録しました",
+                "recorded who logged out and when",
+                None,
+                user=session.user_id,
+            )
+
+        return self.command(now, None, act)
+
+    def _require_login(self, session: StaffSession) -> None:
+        row = self.conn.execute(
+            "SELECT user_id, logged_out_at FROM chukan_staff_sessions WHERE tenant = ? AND session_id = ?",
+            (self.tenant, session.session_id),
+        ).fetchone()
+        if row is None or row[0] != session.user_id or row[1] is not None:
+            raise self.refuse(
+                RefusalCode.NOT_AUTHENTICATED,
+                "CHUKAN-017",
+                "この中間サーバーにログインした記録のないセッションでは操作できません",
+                "no login to this intermediate server is recorded for the session; the operation is refused",
+                field="session",
+            )
+
+    def _operation(self, session: StaffSession, now: datetime, operation: str, **data: Any) -> None:
+        self.audit.append(
+            at=now.isoformat(),
+            kind="staff.operation",
+            correlation_id=None,
+            data={"user": session.user_id, "session": session.session_id, "operation": operation, **data},
+        )
+
+    def _no_platform_operator(self, session: StaffSession, control: str, what_ja: str, what_en: str) -> None:
+        """Platform operators run the infrastructure only; the data plane belongs to the municipality (PF-004)."""
+        if "platform_operator" in session.roles:
+            raise self.refuse(
+                RefusalCode.ROLE_MISSING,
+                "PF-004",
+                f"運用事業者の権限では特定個人情報を扱う機能（{what_ja}）は使えません",
+                f"the platform-operator role has no access to personal-data functions ({what_en})",
+                field="role",
+            )
+
+    def operate(self, session: StaffSession, action: str, now: datetime) -> Result:
+        """Infrastructure operations (service restart, metrics) for the platform-operator role (PF-004)."""
+
+        def act(result: Result) -> None:
+            self._require_login(session)
+            self.staff.require(session, "platform_operator", "PF-004", "基盤の運用操作", "operate the infrastructure")
+            if action == "read_metrics":
+                value: Any = {
+                    table: self.conn.execute(
+                        f"SELECT COUNT(*) FROM {table} WHERE tenant = ?", (self.tenant,)
+                    ).fetchone()[0]
+                    for table in ("chukan_replicas", "chukan_open_queries", "chukan_held_requests")
+                }
+            elif action == "restart_service":
+                value = {"restarted": self.party}
+            else:
+                raise self.refuse(
+                    RefusalCode.FIELD_INVALID,
+                    "PF-004",
+                    f"運用事業者に許された基盤操作ではありません: {action}",
+                    f"not an infrastructure operation the operator role may run: {action}",
+                    field="action",
+                )
+            self._operation(session, now, f"platform.{action}")
+            self.allow(
+                result,
+                "PF-004",
+                now,
+                "基盤の運用操作です（特定個人情報には触れません）",
+                "an infrastructure operation that touches no personal data",
+                None,
+                action=action,
+                user=session.user_id,
+            )
+            result.value = value
+
+        return self.command(now, None, act)
+
+    # -- 副本の取込経路 (CHUKAN-007) ------------------------------------------------------------------------------
+
+    def _replica_channel(
+        self, result: Result, channel: str, source: str, now: datetime, correlation_id: str | None
+    ) -> None:
+        if channel != "internal_path" or source != self.atena_party:
+            raise self.refuse(
+                RefusalCode.SOURCE_NOT_ALLOWED,
+                "CHUKAN-007",
+                "副本は業務システムから団体内統合宛名システムを経由して自動で登録します。端末からの手動取込や他の経路からの取込はできません",
+                "the replica is fed automatically over the internal path through the unified addressee system;"
+                " manual uploads and other channels are refused",
+                field="channel",
+            )
+        self.allow(
+            result,
+            "CHUKAN-007",
+            now,
+            "副本を専用経路から自動で受け付けました",
+            "the replica arrived automatically over the dedicated internal path",
+            correlation_id,
+            source=source,
+        )
+
+    def import_replica_file(self, session: StaffSession, rows: list[dict[str, Any]], now: datetime) -> Result:
+        """A 副本 file uploaded at the 中間サーバー terminal: refused, the only channel is the automatic one."""
+
+        def act(result: Result) -> None:
+            self._require_login(session)
+            self._operation(session, now, "replica.upload", rows=len(rows))
+            self._replica_channel(result, "terminal_upload", f"terminal:{session.user_id}", now, None)
+
+        return self.command(now, None, act)
+
+    # -- 照会結果の保存期間 (CHUKAN-021) ---------------------------------------------------------------------
+
+    def _keep_result(self, query_id: str, answer: dict[str, Any], now: datetime) -> None:
+        version = self._current_key_version()
+        nonce = secrets.token_bytes(12)
+        ciphertext = self._data_key(version).encrypt(
+            nonce, json.dumps(answer, ensure_ascii=False).encode(), f"{self.tenant}|result|{query_id}".encode()
+        )
+        self.conn.execute(
+            "INSERT OR REPLACE INTO chukan_query_results (tenant, query_id, nonce, ciphertext, key_version, closed_at,"
+            " expires_at) VALUES (?,?,?,?,?,?,?)",
+            (self.tenant, query_id, nonce, ciphertext, version, now.isoformat(), (now + self.result_ttl).isoformat()),
+        )
+
+    def view_query_result(self, session: StaffSession, query_id: str, now: datetime) -> Result:
+        """The 照会 function's result screen: available to the owner until the TTL passes, then gone."""
+
+        def act(result: Result) -> None:
+            self._require_login(session)
+            self._no_platform_operator(session, "CHUKAN-021", "照会結果の確認", "view query results")
+            self.staff.require(session, "query_operator", "CHUKAN-016", "照会結果の確認", "view query results")
+            row = self.conn.execute(
+                "SELECT nonce, ciphertext, key_version, expires_at FROM chukan_query_results"
+                " WHERE tenant = ? AND query_id = ?",
+                (self.tenant, query_id),
+            ).fetchone()
+            if row is None or datetime.fromisoformat(row[3]) <= now:
+                raise self.refuse(
+                    RefusalCode.NOT_FOUND,
+                    "CHUKAN-021",
+                    "照会結果は保存期間の経過により削除されています（または存在しません）",
+                    "the query result is past its retention period and has been deleted (or never existed)",
+                    field="query_id",
+                )
+            answer = json.loads(
+                self._data_key(int(row[2])).decrypt(row[0], row[1], f"{self.tenant}|result|{query_id}".encode())
+            )
+            self._operation(session, now, "query_result.view", query_id=query_id)
+            self.allow(
+                result,
+                "CHUKAN-021",
+                now,
+                f"保存期間内（{row[3]} まで）の照会結果です",
+                f"the query result is within its retention period (until {row[3]})",
+                None,
+                query_id=query_id,
+                expires_at=row[3],
+            )
+            result.value = answer
+
+        return self.command(now, None, act)
+
+    def purge_expired_results(self, now: datetime) -> Result:
+        """The 照会 function's scheduled purge of completed or aborted results past their TTL (CHUKAN-021)."""
+
+        def act(result: Result) -> None:
+            expired = [
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT query_id FROM chukan_query_results WHERE tenant = ? AND expires_at <= ?",
+                    (self.tenant, now.isoformat()),
+                )
+            ]
+            self.conn.execute(
+                "DELETE FROM chukan_query_results WHERE tenant = ? AND expires_at <= ?", (self.tenant, now.isoformat())
+            )
+            kept = self.conn.execute(
+                "SELECT COUNT(*) FROM chukan_query_results WHERE tenant = ?", (self.tenant,)
+            ).fetchone()[0]
+            self.audit.append(
+                at=now.isoformat(),
+                kind="batch.query_results_purged",
+                correlation_id=None,
+                data={"deleted": len(expired), "kept": kept},
+            )
+            if expired:
+                self.allow(
+                    result,
+                    "CHUKAN-021",
+                    now,
+                    f"保存期間を過ぎた照会結果 {len(expired)} 件を自動削除しました",
+                    f"purged {len(expired)} query results past their retention period",
+                    None,
+                    deleted=expired,
+                    kept=kept,
+                )
+            result.value = {"deleted": len(expired), "kept": kept}
+
+        return self.command(now, None, act)
+
+    # -- 保管期限切れ情報の削除 (CHUKAN-023) --------------------------------------------------------------------------
+
+    def run_retention_batch(self, now: datetime) -> Result:
+        """System-management batch: delete working data past its retention limit, and report what it did."""
+        limit = (now - self.retention).isoformat()
+
+        def act(result: Result) -> None:
+            report: dict[str, dict[str, int]] = {}
+            for table, closed in (("chukan_open_queries", "closed_at"), ("chukan_held_requests", "decided_at")):
+                deleted = self.conn.execute(
+                    f"DELETE FROM {table} WHERE tenant = ? AND {closed} IS NOT NULL AND {closed} < ?",
+                    (self.tenant, limit),
+                ).rowcount
+                kept = self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE tenant = ?", (self.tenant,)).fetchone()[0]
+                report[table] = {"deleted": deleted, "kept": kept}
+            left = sum(
+                self.conn.execute(
+                    f"SELECT COUNT(*) FROM {table} WHERE tenant = ? AND {closed} IS NOT NULL AND {closed} < ?",
+                    (self.tenant, limit),
+                ).fetchone()[0]
+                for table, closed in (("chukan_open_queries", "closed_at"), ("chukan_held_requests", "decided_at"))
+            )
+            status = "ok" if left == 0 else "failed"
+            self.audit.append(
+                at=now.isoformat(),
+                kind="batch.retention",
+                correlation_id=None,
+                data={"limit": limit, "report": report, "status": status},
+            )
+            deleted_total = sum(r["deleted"] for r in report.values())
+            if status != "ok":
+                result.decisions.append(
+                    self.decide(
+                        "CHUKAN-023",
+                        Outcome.HOLD,
+                        now,
+                        reason_ja=f"保管期限切れ情報の削除バッチが完了しませんでした（残 {left} 件）。運用状況アラート",
+                        reason_en=f"the retention batch did not complete ({left} rows left); operating-status alert",
+                        evidence={"report": report},
+                        code=str(RefusalCode.STATE_CONFLICT),
+                    )
+                )
+            else:
+                self.allow(
+                    result,
+                    "CHUKAN-023",
+                    now,
+                    f"保管期限（{limit} 以前）を過ぎた情報 {deleted_total} 件を削除しました",
+                    f"deleted {deleted_total} rows past their retention limit ({limit})",
+                    None,
+                    report=report,
+                )
+            result.value = {"status": status, "report": report}
+
+        return self.command(now, None, act)
+
+    def delete_query_record(self, session: StaffSession, query_id: str, now: datetime) -> Result:
+        """A request to delete a 照会 record by hand: only once its retention limit has passed (CHUKAN-023)."""
+
+        def act(result: Result) -> None:
+            self._require_login(session)
+            self._no_platform_operator(session, "CHUKAN-023", "照会記録の削除", "delete query records")
+            row = self.conn.execute(
+                "SELECT closed_at FROM chukan_open_queries WHERE tenant = ? AND query_id = ?", (self.tenant, query_id)
+            ).fetchone()
+            if row is None:
+                raise self.refuse(
+                    RefusalCode.NOT_FOUND,
+                    "CHUKAN-023",
+                    "該当する照会記録はありません",
+                    "no such query record",
+                    field="query_id",
+                )
+            until = datetime.fromisoformat(row[0]) + self.retention if row[0] else None
+            if until is None or until > now:
+                raise self.refuse(
+                    RefusalCode.STATE_CONFLICT,
+                    "CHUKAN-023",
+                    f"保管期限（{until.date() if until else '未完了'}）前の照会記録は削除できません",
+                    f"the query record is within its retention limit ({until or 'still open'}) and cannot be deleted",
+                    field="query_id",
+                )
+            self.conn.execute(
+                "DELETE FROM chukan_open_queries WHERE tenant = ? AND query_id = ?", (self.tenant, query_id)
+            )
+            self._operation(session, now, "query_record.delete", query_id=query_id)
+            self.allow(
+                result,
+                "CHUKAN-023",
+                now,
+                "保管期限を過ぎた照会記録を削除しました",
+                "deleted a query record past its retention limit",
+                None,
+                query_id=query_id,
+            )
+
+        return self.command(now, None, act)
+
+    # -- 配信マスター (CHUKAN-015 / NWS-002) ---------------------------------------------------------------------
+
+    def _on_permission_list(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
+        self.require_sender(env, {self.nws_party}, "CHUKAN-015", "配信マスター情報")
+        current = self.conn.execute(
+            "SELECT version, sequence FROM chukan_permission_list WHERE tenant = ?", (self.tenant,)
+        ).fetchone()
+        try:
+            document = self.security.verify_with_sender(str(env.body.get("document", "")), now)[0]
+        except Refusal as bad:
+            raise self.refuse(
+                RefusalCode.BAD_SIGNATURE,
+                "CHUKAN-015",
+                f"署名を検証できない配信マスターは適用しません（現行の版 {current[0]} を維持します）: {bad.reason_ja}",
+                f"a master distribution whose signature does not verify is not applied (version {current[0]}"
+                f" stays in force): {bad.reason_en}",
+                field="document",
+            ) from None
+        if document.sender != self.nws_party or document.type != MessageType.PERMISSION_LIST:
+            raise self.refuse(
+                RefusalCode.BAD_SIGNATURE,
+                "CHUKAN-015",
+                "情報提供ネットワークシステムが署名した配信マスターではありません",
+                "the master data was not signed by NWS",
+                field="document",
+            )
+        sequence = int(document.body.get("sequence", 0))
+        if sequence <= int(current[1]):
+            raise self.refuse(
+                RefusalCode.STATE_CONFLICT,
+                "CHUKAN-015",
+                f"適用済みの版（通番 {current[1]}）より古い配信マスターは適用しません",
+                f"a distribution not newer than the applied one (sequence {current[1]}) is not applied",
+                field="sequence",
+            )
+        try:
+            new_list = PermissionList.model_validate(document.body.get("list"))
+        except ValueError:
+            raise self.refuse(
+                RefusalCode.FIELD_INVALID,
+                "CHUKAN-015",
+                "配信マスターの形式が正しくありません",
+                "the distributed master data is malformed",
+                field="list",
+            ) from None
+        self.apply_permission_list(new_list, now, sequence)
+        result = Result()
+        self.allow(
+            result,
+            "CHUKAN-015",
+            now,
+            f"署名を検証した配信マスター（版 {new_list.version}）を一括で適用しました",
+            f"applied the verified master distribution (version {new_list.version}) atomically",
+            env.correlation_id,
+            version=new_list.version,
+            previous=current[0],
+            sequence=sequence,
+        )
+        self.send(
+            result,
+            MessageType.RECEIPT,
+            self.nws_party,
+            now,
+            body={"of": "permission_list", "version": new_list.version, "sequence": sequence, "tenant": self.tenant},
+            correlation_id=env.correlation_id,
+        )
+        return result

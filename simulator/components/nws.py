@@ -62,7 +62,6 @@ class NwsCore(Component):
         super().__init__(party, conn, security, directory)
         self.organisations = {o.org: o for o in organisations}
         self.by_gateway = {o.gateway: o for o in organisations}
-        self.permission_list = permission_list
         self.national_server = national_server
         self._code_key = code_key
         self.records = HashChain(conn, "provision_records")
@@ -78,15 +77,175 @@ class NwsCore(Component):
                 permit_id TEXT PRIMARY KEY, query_id TEXT NOT NULL, requester TEXT NOT NULL,
                 provider TEXT NOT NULL, requester_linkage_code TEXT NOT NULL, issued_at TEXT NOT NULL,
                 replied_at TEXT);
+            CREATE TABLE IF NOT EXISTS nws_master (
+                name TEXT PRIMARY KEY, version TEXT NOT NULL, sequence INTEGER NOT NULL, body TEXT NOT NULL,
+                distributed_at TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS nws_distribution_acks (
+                sequence INTEGER NOT NULL, org TEXT NOT NULL, sent_at TEXT NOT NULL, acked_at TEXT,
+                PRIMARY KEY (sequence, org));
             """
         )
+        if conn.execute("SELECT 1 FROM nws_master WHERE name = 'permission_list'").fetchone() is None:
+            conn.execute(
+                "INSERT INTO nws_master (name, version, sequence, body, distributed_at) VALUES (?,?,?,?,?)",
+                ("permission_list", permission_list.version, 0, permission_list.model_dump_json(), "initial"),
+            )
         self._handlers = {
             MessageType.SERIAL_REQUEST: self._on_serial_request,
             MessageType.LINK_CODE_NOTIFY: self._on_link_code,
             MessageType.QUERY: self._on_query,
             MessageType.PROVISION_REPLY: self._on_reply,
             MessageType.RECORDS_REQUEST: self._on_records_request,
+            MessageType.RECEIPT: self._on_receipt,
         }
+
+    # -- 照会許可用照合リスト等の配信 (NWS-002) ----------------------------------------------------------------
+
+    @property
+    def permission_list(self) -> PermissionList:
+        """The list in force at NWS: the latest version it distributed (kept in its store, not in memory)."""
+        row = self.conn.execute("SELECT body FROM nws_master WHERE name = 'permission_list'").fetchone()
+        return PermissionList.model_validate_json(row[0])
+
+    def _list_sequence(self) -> int:
+        return int(self.conn.execute("SELECT sequence FROM nws_master WHERE name = 'permission_list'").fetchone()[0])
+
+    def _tenant_gateways(self) -> list[Organisation]:
+        return [o for o in self.organisations.values() if o.kind != "portal"]
+
+    def _send_list(self, result: Result, org: Organisation, now: datetime) -> None:
+        """One signed, versioned distribution document per 中間サーバー, carried in a signed message."""
+        current = self.permission_list
+        sequence = self._list_sequence()
+        document = Envelope(
+            id=secrets.token_hex(16),
+            type=MessageType.PERMISSION_LIST,
+            sender=self.party,
+            recipient=org.gateway,
+            issued_at=now,
+            nonce=secrets.token_hex(16),
+            body={"version": current.version, "sequence": sequence, "list": current.model_dump(mode="json")},
+        )
+        self.conn.execute(
+            "INSERT INTO nws_distribution_acks (sequence, org, sent_at) VALUES (?,?,?)"
+            " ON CONFLICT(sequence, org) DO UPDATE SET sent_at=excluded.sent_at",
+            (sequence, org.org, now.isoformat()),
+        )
+        self.send(
+            result,
+            MessageType.PERMISSION_LIST,
+            org.gateway,
+            now,
+            body={"document": self.security.sign(document), "version": current.version, "sequence": sequence},
+            correlation_id=f"list-{sequence}-{org.org}",
+        )
+
+    def distribute(self, permission_list: PermissionList, now: datetime) -> Result:
+        """Put a new list version in force at NWS and distribute it to every 中間サーバー (NWS-002)."""
+
+        def act(result: Result) -> None:
+            sequence = self._list_sequence() + 1
+            self.conn.execute(
+                "UPDATE nws_master SET version = ?, sequence = ?, body = ?, distributed_at = ? WHERE name = ?",
+                (
+                    permission_list.version,
+                    sequence,
+                    permission_list.model_dump_json(),
+                    now.isoformat(),
+                    "permission_list",
+                ),
+            )
+            targets = self._tenant_gateways()
+            for org in targets:
+                self._send_list(result, org, now)
+            self.allow(
+                result,
+                "NWS-002",
+                now,
+                f"照会許可用照合リスト（版 {permission_list.version}）を署名付きで全中間サーバーへ配信しました",
+                f"distributed the signed list version {permission_list.version} to every intermediate server",
+                None,
+                version=permission_list.version,
+                sequence=sequence,
+                tenants=[o.org for o in targets],
+            )
+            result.value = sequence
+
+        return self.command(now, None, act)
+
+    def _on_receipt(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
+        org = self._gateway_org(env)
+        sequence = int(env.body.get("sequence", -1))
+        updated = self.conn.execute(
+            "UPDATE nws_distribution_acks SET acked_at = ? WHERE sequence = ? AND org = ? AND acked_at IS NULL",
+            (now.isoformat(), sequence, org.org),
+        ).rowcount
+        if updated != 1:
+            raise self.refuse(
+                RefusalCode.STATE_CONFLICT,
+                "NWS-002",
+                "配信していない版の受領通知です",
+                "a receipt for a distribution that was not sent to this organisation",
+                field="sequence",
+            )
+        result = Result()
+        pending = [o.org for o in self._tenant_gateways() if not self._acked(sequence, o.org)]
+        if not pending and sequence == self._list_sequence():
+            self.allow(
+                result,
+                "NWS-002",
+                now,
+                f"全ての中間サーバーが照会許可用照合リスト（通番 {sequence}）の適用を通知しました",
+                f"every intermediate server acknowledged list sequence {sequence}",
+                env.correlation_id,
+                sequence=sequence,
+            )
+        return result
+
+    def _acked(self, sequence: int, org: str) -> bool:
+        if sequence == 0:
+            return True  # the list every 中間サーバー was built with
+        row = self.conn.execute(
+            "SELECT acked_at FROM nws_distribution_acks WHERE sequence = ? AND org = ?", (sequence, org)
+        ).fetchone()
+        return row is not None and row[0] is not None
+
+    def distribution_status(self, now: datetime, resend: bool = False) -> Result:
+        """Check which 中間サーバー have not applied the list in force; hold them, and re-send if asked."""
+
+        def act(result: Result) -> None:
+            sequence = self._list_sequence()
+            pending = [o for o in self._tenant_gateways() if not self._acked(sequence, o.org)]
+            if pending:
+                result.decisions.append(
+                    self.decide(
+                        "NWS-002",
+                        Outcome.HOLD,
+                        now,
+                        reason_ja=f"照会許可用照合リスト（通番 {sequence}）を未適用の中間サーバーがあります: "
+                        + ", ".join(o.org for o in pending),
+                        reason_en=f"not every intermediate server has applied list sequence {sequence}: "
+                        + ", ".join(o.org for o in pending),
+                        evidence={"sequence": sequence, "pending": [o.org for o in pending]},
+                        code=str(RefusalCode.STATE_CONFLICT),
+                    )
+                )
+                if resend:
+                    for org in pending:
+                        self._send_list(result, org, now)
+            else:
+                self.allow(
+                    result,
+                    "NWS-002",
+                    now,
+                    f"全ての中間サーバーが通番 {sequence} を適用済みです",
+                    f"every intermediate server has applied sequence {sequence}",
+                    None,
+                    sequence=sequence,
+                )
+            result.value = [o.org for o in pending]
+
+        return self.command(now, None, act)
 
     # -- 符号 -----------------------------------------------------------------------------------------------
 
@@ -233,6 +392,7 @@ class NwsCore(Component):
             if provider is None
             or not self.permission_list.allows(
                 row=row_id,
+                table=body.get("table"),
                 requester_kind=requester.kind,
                 requester_business=str(body.get("business", "")),
                 provider_kind=provider.kind,
@@ -321,6 +481,7 @@ class NwsCore(Component):
                 "requester_business": body.get("business"),
                 "provider": provider.org,
                 "row": row_id,
+                "table": body.get("table"),
                 "items": items,
                 "provider_linkage_code": provider_code_row[0],
                 "reply_key": body.get("reply_key"),

@@ -265,7 +265,12 @@ def _view_replica(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -
     row = store.execute("SELECT atena_number, item FROM chukan_replicas ORDER BY atena_number LIMIT 1").fetchone()
     if row is None:
         raise StepError("tenant", f"{tenant} has no replica rows")
-    session = ctx.session(chukan.staff, str(p.get("user", "reviewer")))
+    user = str(p.get("user", "reviewer"))
+    # Staff log in at the 中間サーバー terminal first; the login is recorded there (CHUKAN-016/017).
+    _drive(ctx, record, lambda now: chukan.login(user, DEMO_PASSWORD, now))
+    session = record.value
+    if not isinstance(session, StaffSession):
+        return
     item = str(p.get("item", row[1]))
     _drive(ctx, record, lambda now: chukan.view_replica(session, tenant, str(row[0]), item, now))
 

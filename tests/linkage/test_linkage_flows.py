@@ -216,7 +216,7 @@ def test_revoked_certificate_is_refused(tmp_path: Path) -> None:
 def test_tenant_cannot_read_another_tenants_replica(demo: tuple[DemoRun, Capture]) -> None:
     run, _ = demo
     chukan_b = run.world.intermediate(REQUESTER)
-    reviewer = chukan_b.staff.authenticate("reviewer", DEMO_PASSWORD)
+    reviewer = chukan_b.login("reviewer", DEMO_PASSWORD, run.driver.now).value  # recorded login (CHUKAN-017)
     provider_db = run.world.stores[f"platform.{PROVIDER}"]
     atena_number, item = provider_db.execute("SELECT atena_number, item FROM chukan_replicas LIMIT 1").fetchone()
     result = chukan_b.view_replica(reviewer, PROVIDER, atena_number, item, run.driver.now)
