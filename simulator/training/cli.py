@@ -44,9 +44,13 @@ def explain_command(
     profile: Annotated[
         str | None, typer.Option("--profile", help="舞台の団体 kuwana|tsukuba|sapporo|iizuka|kurashiki / municipality")
     ] = None,
-    person: Annotated[str | None, typer.Option("--person", help="対象者の住民票コード / the person's resident code")] = None,
+    person: Annotated[
+        str | None, typer.Option("--person", help="対象者の住民票コード / the person's resident code")
+    ] = None,
     lang: LangOption = "ja",
-    trace: Annotated[Path | None, typer.Option("--trace", help="トレース(JSONL)の保存先 / write the trace here")] = None,
+    trace: Annotated[
+        Path | None, typer.Option("--trace", help="トレース(JSONL)の保存先 / write the trace here")
+    ] = None,
     html: Annotated[Path | None, typer.Option("--html", help="研修用ページの保存先 / write the page here")] = None,
     pause: Annotated[
         bool | None, typer.Option("--pause/--no-pause", help="1通ごとに Enter を待つ / wait for Enter between hops")
@@ -100,7 +104,9 @@ def view_command(
     correlation: Annotated[
         str | None, typer.Option("--correlation", help="この関連番号の電文だけ / only this correlation id")
     ] = None,
-    max_hops: Annotated[int, typer.Option("--max-hops", min=1, help="表示する電文の上限 / at most this many hops")] = 400,
+    max_hops: Annotated[
+        int, typer.Option("--max-hops", min=1, help="表示する電文の上限 / at most this many hops")
+    ] = 400,
 ) -> None:
     """トレースから、ネットワークなしで開ける1枚のページ（流れ図・手順・誰が何を見たか・クイズ）を作ります。"""
     from simulator.training.viewer import write_page

@@ -52,6 +52,11 @@ def print_flows(console: Console, lang: Lang) -> None:
     console.print(table)
 
 
+def _short(item: str, lang: Lang) -> str:
+    """'4情報（氏名・住所・生年月日・性別）' → '4情報': the long form is for the page, not a table header."""
+    return item_label(item, lang).split("（")[0].split(" (")[0]
+
+
 def _hop(console: Console, hop: Mapping[str, Any], number: int, total: int, lang: Lang) -> None:
     # Japanese prose wraps best where the terminal wraps it, not at the spaces between party names.
     say = partial(console.print, soft_wrap=True)
@@ -77,7 +82,7 @@ def _hop(console: Console, hop: Mapping[str, Any], number: int, total: int, lang
         r = hop["refusal"]
         say(f"   [red]{escape(str(r['code']))}: {escape(r['reason_ja'] if lang == 'ja' else r['reason_en'])}[/]")
     fields = ", ".join(
-        f["path"] + (f"({item_label(f['item'], lang)}{' #' + f['fp'] if f.get('fp') else ''})" if f.get("item") else "")
+        f["path"] + (f"({_short(f['item'], lang)}{' #' + f['fp'] if f.get('fp') else ''})" if f.get("item") else "")
         for f in hop["fields"]
         if "." not in f["path"] and "[" not in f["path"]
     )
@@ -95,7 +100,7 @@ def _matrix(console: Console, hops: list[dict[str, Any]], parties: list[str], la
     table = Table(title=t(lang, "誰が何を見たか", "Who saw what"))
     table.add_column(t(lang, "システム", "system"))
     for item in ITEM_CLASSES:
-        table.add_column(escape(item_label(item, lang)).split("（")[0], justify="center")
+        table.add_column(escape(_short(item, lang)), justify="center")
     for party in parties:
         if party not in seen:
             continue

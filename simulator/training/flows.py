@@ -208,6 +208,12 @@ def _residents(ctx: FlowContext) -> list[dict[str, Any]]:
     return [r for r in ctx.population.residents[ctx.home] if r["status"] == "active" and not r["protective_measure"]]
 
 
+def _leavers(ctx: FlowContext) -> list[dict[str, Any]]:
+    return [
+        r for r in ctx.population.residents[ctx.provider] if r["status"] == "active" and not r["protective_measure"]
+    ]
+
+
 def _heads(ctx: FlowContext) -> list[dict[str, Any]]:
     return [r for r in _residents(ctx) if r["is_head"]]
 
@@ -219,6 +225,7 @@ def _taxpayers(ctx: FlowContext) -> list[dict[str, Any]]:
 
 _CANDIDATES: dict[str, tuple[Callable[[FlowContext], list[dict[str, Any]]], str, str]] = {
     "resident": (_residents, "住民", "a resident"),
+    "leaver": (_leavers, "転出する住民（前住所地の住民）", "a resident of the former municipality"),
     "head": (_heads, "世帯主（出生子の親）", "a head of household (the parent)"),
     "taxpayer": (_taxpayers, "課税されている住民", "a resident with a tax record"),
     "mover": (lambda ctx: ctx.population.movers, "転入してきた方", "a person who moved in"),
@@ -329,10 +336,11 @@ def _clerks(ctx: FlowContext, m: str) -> tuple[Any, Any]:
     )
 
 
-def _four_eyes(ctx: FlowContext, form: dict[str, Any]) -> None:
+def _four_eyes(ctx: FlowContext, form: dict[str, Any], municipality: str | None = None) -> None:
     """Enter a 異動 as one clerk and confirm it as another (JUKI-002)."""
-    registry = ctx.world.registry(ctx.home)
-    clerk_a, clerk_b = _clerks(ctx, ctx.home)
+    m = municipality or ctx.home
+    registry = ctx.world.registry(m)
+    clerk_a, clerk_b = _clerks(ctx, m)
     entered = ctx.step(lambda now: registry.enter_change(clerk_a, form, now))
     if entered.refusal is not None:
         raise InputError("flow", f"the registry refused the entry: {entered.refusal}")
@@ -351,6 +359,46 @@ def _move_within(ctx: FlowContext) -> None:
             "address": (head + "丁目99番地") if head else str(person["address"]) + " 99番地",
             "postal_code": person["postal_code"],
             "change_date": (ctx.driver.now.date() - timedelta(days=1)).isoformat(),
+        },
+    )
+
+
+def _move_out_first(ctx: FlowContext) -> None:
+    # The 転出届 at the former municipality comes first (days before); it is not part of the 転入 walked.
+    _four_eyes(
+        ctx,
+        {
+            "change_type": "move_out",
+            "resident_code": ctx.person["resident_code"],
+            "change_date": (ctx.driver.now.date() - timedelta(days=2)).isoformat(),
+            "destination_address": ctx.world.spec.municipalities[1].name_ja,
+        },
+        ctx.provider,
+    )
+
+
+def _move_in(ctx: FlowContext) -> None:
+    person = ctx.person
+    home = next(r for r in ctx.population.residents[ctx.requester] if r["status"] == "active")
+    ctx.home = ctx.requester
+    _four_eyes(
+        ctx,
+        {
+            "change_type": "move_in",
+            # Copied from the 転出証明書: the same 住民票コード and 個人番号 follow the person.
+            "resident_code": person["resident_code"],
+            "my_number": person["my_number"],
+            "name": person["name"],
+            "name_kana": person["name_kana"],
+            "birth_date": person["birth_date"],
+            "sex": person["sex"],
+            "address": home["address"],
+            "postal_code": home["postal_code"],
+            "household_id": f"HM{person['resident_code']}",
+            "relationship": "世帯主",
+            "is_head": True,
+            "change_date": (ctx.driver.now.date() - timedelta(days=1)).isoformat(),
+            "previous_address": person["address"],
         },
     )
 
@@ -445,6 +493,20 @@ for _flow in (
         aliases=("異動", "転居", "change", "move"),
     ),
     Flow(
+        "move_in",
+        "転入",
+        "move-in",
+        "前の市から転出した方の転入届を、2人の職員が入力・確認します。転出証明書の住民票コードと個人番号で住民票を作り、"
+        "住基ネットへ伝え、宛名システムに新しく登録されるので、この市の符号を取得し、副本を登録します。",
+        "A move-in from the former municipality, entered and confirmed by two clerks: the 住民票 is made with the "
+        "resident code and My Number of the 転出証明書, Juki-net is told, and, as the person is new to the addressee "
+        "system, this municipality obtains its own linkage code and registers the replica.",
+        "leaver",
+        _move_in,
+        prepare=_move_out_first,
+        aliases=("転入届", "move_in"),
+    ),
+    Flow(
         "birth",
         "出生",
         "birth",
@@ -527,7 +589,6 @@ for _flow in (
     register(_flow)
 
 for _planned in (
-    Planned("move_in", "転入", "move-in", ("転入届",)),
     Planned("card_move_in", "特例転入", "move-in with the My Number Card"),
     Planned("move_out", "転出", "move-out"),
     Planned("death", "死亡", "death"),

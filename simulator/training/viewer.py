@@ -47,15 +47,30 @@ def _label(fn: Any, key: str) -> dict[str, str]:
     return _bi(fn(key, "ja"), fn(key, "en"))
 
 
+def _wrap(text: str, width: int, lang: Lang) -> list[str]:
+    if len(text) <= width:
+        return [text]
+    if lang == "ja":
+        if text.endswith("システム"):
+            return [text[: -len("システム")], "システム"]
+        cut = text.find("（")
+        cut = cut if 0 < cut <= width else width
+        return [text[:cut], text[cut:]]
+    cut = text.rfind(" ", 0, width + 1)
+    cut = cut if cut > 0 else width
+    return [text[:cut], text[cut:].strip()]
+
+
 def _lines(party: str, lang: Lang) -> list[str]:
-    """A lane header in at most two lines: organisation, then system."""
-    label = party_label(party, lang)
+    """A lane header in at most three short lines: organisation, then the system's name wrapped."""
     if party == "nws.core":
         return (
             ["情報提供ネットワーク", "システム（NWS）"] if lang == "ja" else ["Information Provision", "Network System"]
         )
-    head, sep, tail = label.partition(" ")
-    return [head, tail] if sep else [label]
+    head, sep, tail = party_label(party, lang).partition(" ")
+    if not sep:
+        return _wrap(head, 10 if lang == "ja" else 20, lang)
+    return [head, *_wrap(tail, 9 if lang == "ja" else 20, lang)]
 
 
 @dataclass

@@ -25,7 +25,17 @@ def test_unknown_flow_names_the_flows_that_exist() -> None:
     result = runner.invoke(app, ["explain", "no_such_flow"])
     assert result.exit_code == 2
     assert "no_such_flow" in result.output
-    for flow_id in ("move_within", "birth", "code_acquisition", "replica_update", "query", "held_query", "portal"):
+    for flow_id in (
+        "move_in",
+        "move_within",
+        "birth",
+        "code_acquisition",
+        "replica_update",
+        "query",
+        "held_query",
+        "refused_query",
+        "portal",
+    ):
         assert flow_id in result.output
 
 
