@@ -23,7 +23,7 @@ from simulator.controls.decision import ControlDecision
 from simulator.demo import DEMO_START, setup_world
 from simulator.drivers.inproc import Hop, InProcessDriver
 from simulator.population import DemoPopulation
-from simulator.verify.scenario import DecisionExpectation, Scenario
+from simulator.verify.scenario import DecisionExpectation, Expectations, Scenario
 from simulator.verify.steps import ScenarioContext, StepError, StepRecord, run_step
 from simulator.verify.worlds import WorldPlan, plan_for
 from simulator.world import World, WorldSpec
@@ -133,8 +133,23 @@ def _values(world: World, population: DemoPopulation, item: str) -> set[str]:
     return {c for (c,) in world.stores["nws"].execute("SELECT linkage_code FROM nws_linkage_codes")}
 
 
+def _resolve(value: Any, world: dict[str, str]) -> Any:
+    """Expectations may name world values too: "@world.<key>" as a whole value, or "{key}" inside a string."""
+    if isinstance(value, str):
+        if value.startswith("@world.") and value.removeprefix("@world.") in world:
+            return world[value.removeprefix("@world.")]
+        for key, replacement in world.items():
+            value = value.replace("{" + key + "}", replacement)
+        return value
+    if isinstance(value, dict):
+        return {k: _resolve(v, world) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, world) for v in value]
+    return value
+
+
 def _check(scenario: Scenario, ctx: ScenarioContext, result: ScenarioResult) -> None:
-    exp = scenario.expect
+    exp = Expectations.model_validate(_resolve(scenario.expect.model_dump(), ctx.placeholders))
     records = ctx.records
     for name in [e.step for e in exp.decisions + exp.no_decisions if e.step] + [a.step for a in exp.answers]:
         if name not in records:
