@@ -119,6 +119,7 @@ _NATIONALITY_BY_STATUS: dict[str, dict[str, float]] = {
                  "その他": 0.16},
 }
 _KANJI_NAMES = {"中国", "韓国", "台湾"}
+_JOINED_LATER = {"妻", "夫", "子の妻", "妻の父", "妻の母", "同居人"}
 
 
 def _member_status(rng: random.Random, head_status: str, relationship: str) -> str:
@@ -376,6 +377,10 @@ class Builder:
             if mode == "wife":
                 person = self.new_person(hh, member, birth, surname, nationality=nationality, status=head_status,
                                          rng=foreign_rng)
+                if foreign_rng.random() < 0.5:  # many use the husband's surname as 通称
+                    given = self.names.given(member.sex)
+                    person.alias_name = f"{surname[0]} {given[0]}"
+                    person.alias_kana = f"{surname[1]} {given[1]}"
                 continue
             status = head_status if member.relationship == "世帯主" else _member_status(
                 foreign_rng, head_status, member.relationship
@@ -404,9 +409,22 @@ class Builder:
             else:
                 years = rng.expovariate(1 / 11.0)
                 since = max(earliest, self.reference_ordinal - 1 - int(years * 365.25))
+            adult = 20 * 365
             for pid in hh.members:
                 birth = self.birth_ordinal[pid]
                 person = by_id[pid]
+                if person.relationship in _JOINED_LATER:
+                    # Married in or came to live here as an adult, not before the 世帯 was here.
+                    joined = min(max(since, birth + adult, head_birth + adult), self.reference_ordinal - 1)
+                    self.since_ordinal[pid] = joined
+                    person.resident_since, person.resident_since_reason = _iso(joined), "move_in"
+                    continue
+                if person.relationship in ("父", "母") and since == head_birth:
+                    since_parent = max(birth + adult, self.reference_ordinal - 80 * 365, birth)
+                    since_parent = min(since_parent, head_birth)
+                    self.since_ordinal[pid] = since_parent
+                    person.resident_since, person.resident_since_reason = _iso(since_parent), "move_in"
+                    continue
                 if birth >= since:
                     self.since_ordinal[pid] = birth
                     person.resident_since, person.resident_since_reason = _iso(birth), "birth"

@@ -86,3 +86,11 @@ def test_newborns_have_a_mother_of_childbearing_age(sample_population: sd.Popula
         age_at_birth = (date.fromisoformat(ev.effective_date) - date.fromisoformat(mother.birth_date)).days / 365.25
         assert 15 <= age_at_birth < 51
         assert ev.data["persons"][0]["birth_date"] == ev.effective_date
+
+
+def test_residence_starts_after_birth_and_before_the_snapshot(sample_db: sqlite3.Connection) -> None:
+    (bad,) = sample_db.execute(
+        "SELECT count(*) FROM residents WHERE resident_since < birth_date OR resident_since > '2024-01-01' "
+        "OR (status = 'removed' AND removal_date < resident_since)"
+    ).fetchone()
+    assert bad == 0
