@@ -498,7 +498,7 @@ class Builder:
         for _ in range(deaths):
             sex, age = rng.choices(cells, weights)[0]
             day = start + rng.randrange(365)
-            birth = self.birth_for_age(rng, age)
+            birth = min(self.birth_for_age(rng, age), day - 1 - rng.randrange(60))  # born before dying
             widow = singles_by_age.get(("F" if sex == "M" else "M", min(age + (-2 if sex == "M" else 2), 104)))
             if widow and age >= 60 and rng.random() < 0.6:
                 hh = widow.pop()
@@ -532,7 +532,8 @@ class Builder:
             surname = self.names.surname()
             destination = self.others.draw(rng)
             for m in members:
-                person = self.new_person(hh, m, self.birth_for_age(rng, m.age), surname)
+                birth = min(self.birth_for_age(rng, m.age), day - 1 - rng.randrange(60))  # born before leaving
+                person = self.new_person(hh, m, birth, surname)
                 self._remove(person, day, "moved_out", {"destination": destination}, rng)
             outs -= size
 
