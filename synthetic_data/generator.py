@@ -87,9 +87,13 @@ class MyNumberService:
         self._pending.clear()
         self.close()
 
-    def close(self) -> None:
+    def close(self, *, abandon: bool = False) -> None:
+        """Stop the workers; ``abandon`` kills them without waiting (the run failed or was interrupted)."""
         if self._pool is not None:
-            self._pool.close()
+            if abandon:
+                self._pool.terminate()
+            else:
+                self._pool.close()
             self._pool.join()
             self._pool = None
 
@@ -612,8 +616,9 @@ def generate(profile: str, size: int, seed: int, *, year: int = DEFAULT_YEAR, pr
         builder.progress("identifiers", 0.85)
         builder.numbers.finish()
         finalize_events(event_list)
-    finally:
-        builder.numbers.close()
+    except BaseException:
+        builder.numbers.close(abandon=True)
+        raise
     builder.progress("identifiers", 0.9)
     meta: dict[str, Any] = {
         "profile": prof.name,
