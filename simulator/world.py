@@ -17,6 +17,8 @@ from pathlib import Path
 from simulator.components.atena import Atena
 from simulator.components.base import Component, Directory
 from simulator.components.business import BusinessSystem
+from simulator.components.gateway import Gateway
+from simulator.components.hsm import KeyModule
 from simulator.components.intermediate_server import IntermediateServer
 from simulator.components.jlis import NationalServer, PrefecturalServer
 from simulator.components.municipal_cs import MunicipalCS
@@ -46,6 +48,10 @@ class MunicipalitySpec:
     name_en: str
     prefecture: str  # "mie"
     query_rows: tuple[tuple[str, str], ...] = ()  # (business, row) pairs this municipality may query under
+    # 住基ネット中間サーバ / 住基GW between 既存住基 and CS (札幌, 飯塚): the two are then never linked directly (GW-001).
+    juki_gateway: bool = False
+    # How long CS keeps a 送付先情報ファイル after the CMS acknowledged it (CS-016): 000 = 1 business day.
+    delivery_file_retention_days: int = 1
 
 
 @dataclass(frozen=True)
@@ -223,27 +229,43 @@ class World:
                 add_staff(registry_staff, user, name, {"registry_clerk"})
             cs_staff = StaffDirectory(db, cs)
             add_staff(cs_staff, "cs-op", "住基 端末操作者", {"cs_operator"})
+            add_staff(cs_staff, "cs-novice", "研修 三郎", {"terminal_user"})  # no CS privilege (CS-010)
+            add_staff(registry_staff, "dept-head", "市民課長 四郎", {"department_head"})  # 所属長 (JUKI-003)
+            gateway = f"{m.key}.juki_gateway" if m.juki_gateway else None
             self.components[registry] = Registry(
                 registry,
                 db,
                 security(registry, m.key),
                 self.directory,
                 municipality=m.key,
-                cs_party=cs,
+                cs_party=gateway or cs,
                 atena_party=atena,
                 staff=registry_staff,
+                boundary_party=cs if gateway else None,
+                business_systems=frozenset({f"{m.key}.tax", f"{m.key}.ltc"}),
             )
             self.components[cs] = MunicipalCS(
                 cs,
                 db,
                 security(cs, m.key),
                 self.directory,
-                registry_party=registry,
+                registry_party=gateway or registry,
                 prefectural_party=pref,
                 national_party=national,
                 staff=cs_staff,
+                bypassed_party=registry if gateway else None,
+                delivery_retention_days=m.delivery_file_retention_days,
+                # The device secret stays in the module (keys/), never in the CS store (CS-011).
+                key_module=KeyModule(db, f"{cs}.hsm", self._key(f"{m.key}.cs.hsm_device")),
             )
-            link(registry, cs, "office_lan")
+            if gateway is not None:
+                self.components[gateway] = Gateway(
+                    gateway, db, security(gateway, m.key), self.directory, registry_party=registry, cs_party=cs
+                )
+                link(registry, gateway, "office_lan")
+                link(gateway, cs, "cs_segment")
+            else:
+                link(registry, cs, "office_lan")
             link(cs, pref, "jukinet")
             link(cs, national, "jukinet")
             businesses = {registry: "resident_register"}

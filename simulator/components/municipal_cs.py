@@ -7,9 +7,11 @@ It must never accept traffic from a business or 宛名 system, pass on a non-sta
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
@@ -17,7 +19,9 @@ from typing import Any
 from cryptography import x509
 
 from simulator.components.base import Component, Directory, Link, Result
+from simulator.components.hsm import KeyModule, KeyModuleError
 from simulator.components.staff import StaffDirectory, StaffSession
+from simulator.controls.decision import Outcome
 from simulator.crypto.envelope import MessageSecurity
 from simulator.errors import InputError, Refusal, RefusalCode
 from simulator.identifiers import IdentifierError, validate_my_number, validate_resident_code
@@ -54,7 +58,7 @@ IDENTITY_ITEMS: tuple[str, ...] = (
     "change_date",
 )
 #: 異動事由, as GLOSSARY change_event ids (世帯変更 changes no 本人確認情報 item, so it never reaches CS).
-CHANGE_REASONS: tuple[str, ...] = ("move_in", "move_within", "move_out", "birth", "death")
+CHANGE_REASONS: tuple[str, ...] = ("move_in", "move_within", "move_out", "birth", "death", "correction")
 #: 異動事由 after which the person is a 消除者 (removed resident).
 REMOVAL_REASONS: frozenset[str] = frozenset({"move_out", "death"})
 #: 性別 as 住基 codes: "1" 男, "2" 女. The one encoding used in every jukinet table and message.
@@ -66,6 +70,8 @@ _MUTABLE_ITEMS: dict[str, frozenset[str]] = {
     "move_out": frozenset(),
     "death": frozenset(),
     "move_in": frozenset({"name", "address"}),  # a returning resident may come back under a new 氏名 (婚姻等)
+    # 職権訂正 approved by the 所属長 (JUKI-003): any 4情報 item, never the codes.
+    "correction": frozenset({"name", "birth_date", "sex", "address"}),
 }
 _BASIC4_KEYS = ("name", "address", "birth_date", "sex")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -269,7 +275,40 @@ CREATE TABLE IF NOT EXISTS cs_number_requests (
 CREATE TABLE IF NOT EXISTS cs_code_acquisitions (
     processing_serial TEXT PRIMARY KEY, resident_code TEXT NOT NULL, relayed_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS cs_host_allowlist (
+    cs TEXT NOT NULL, program TEXT NOT NULL, sha256 TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('cs_application', 'jlis_service')),
+    PRIMARY KEY (cs, program)
+);
+CREATE TABLE IF NOT EXISTS cs_host_launches (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, cs TEXT NOT NULL, program TEXT NOT NULL, sha256 TEXT NOT NULL,
+    outcome TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cs_segment_devices (
+    cs TEXT NOT NULL, mac TEXT NOT NULL, device TEXT NOT NULL, online INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (cs, mac)
+);
+CREATE TABLE IF NOT EXISTS cs_segment_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, cs TEXT NOT NULL, mac TEXT NOT NULL, event TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cs_wide_area_requests (
+    request_id TEXT PRIMARY KEY, resident_code TEXT NOT NULL, requested_at TEXT NOT NULL, answered_at TEXT,
+    synced_at TEXT
+);
 """
+
+#: Packages 機構 distributes for the CS host (simulated contents): the only software allowed to run there (CS-007),
+#: and the CS application, the only client of CS data (CS-009).
+JLIS_PACKAGES: dict[str, tuple[bytes, str]] = {
+    "jlis-cs-app": (b"J-LIS municipal CS application, release 2026.10 (simulated package)", "cs_application"),
+    "jlis-cs-batch": (b"J-LIS CS batch (consistency upload), release 2026.10 (simulated package)", "jlis_service"),
+}
+
+
+def _mac_for(party: str, device: str) -> str:
+    """A stable, locally administered MAC for a modelled device (the registration list of the CS hub)."""
+    digest = hashlib.sha256(f"{party}|{device}".encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
 
 _IDENTITY_COLUMNS = ", ".join(IDENTITY_ITEMS)
 
@@ -304,6 +343,9 @@ class MunicipalCS(Component):
         staff: StaffDirectory,
         search_min_keys: int = 2,
         search_require_name: bool = True,
+        bypassed_party: str | None = None,
+        delivery_retention_days: int = 1,
+        key_module: KeyModule | None = None,
     ) -> None:
         super().__init__(party, conn, security, directory)
         if search_min_keys not in (0, 1, 2, 3):
@@ -316,7 +358,25 @@ class MunicipalCS(Component):
         # require_name=True is the strict reading (氏名+住所 or 氏名+生年月日); False admits 住所+生年月日.
         self.search_min_keys = search_min_keys
         self.search_require_name = search_require_name
+        # With a 住基GW, registry_party is the gateway and bypassed_party the 既存住基 behind it (GW-001).
+        self.bypassed_party = bypassed_party
+        self.delivery_retention_days = delivery_retention_days
+        self.key_module = key_module
         ensure_schema(conn, _DDL)
+        with transaction(conn):
+            for program, (content, role) in JLIS_PACKAGES.items():
+                conn.execute(
+                    "INSERT OR IGNORE INTO cs_host_allowlist (cs, program, sha256, role) VALUES (?, ?, ?, ?)",
+                    (party, program, hashlib.sha256(content).hexdigest(), role),
+                )
+            for device in ("cs_server", "juki_terminal_1", "juki_terminal_2"):
+                conn.execute(
+                    "INSERT OR IGNORE INTO cs_segment_devices (cs, mac, device) VALUES (?, ?, ?)",
+                    (party, _mac_for(party, device), device),
+                )
+            if key_module is not None:
+                key_module.generate("jukinet-auth")
+        self._handlers[MessageType.WIDE_AREA_REPLY] = self._on_wide_area_reply
         self._handlers[MessageType.IDENTITY_UPDATE] = self._on_identity_update
         self._handlers[MessageType.IDENTITY_ACK] = self._on_identity_ack
         self._handlers[MessageType.MY_NUMBER_REQUEST] = self._on_my_number_request
@@ -327,6 +387,17 @@ class MunicipalCS(Component):
 
     def _require_peer(self, envelope: Envelope, link: Link, expected: str, control_id: str, what_ja: str) -> None:
         # The connection's authenticated source must agree with the signed sender: a relay cannot speak for another.
+        sender = envelope.sender
+        if self.bypassed_party is not None and self.bypassed_party in (sender, link.source):
+            raise self.refuse(
+                RefusalCode.SOURCE_NOT_ALLOWED, "GW-001",
+                f"既存住基からの直接の接続は受け付けません（住基GW {self.registry_party} 経由のみ）",
+                f"no direct session from 既存住基; only through the gateway {self.registry_party}", "sender",
+            )
+        if sender != expected and sender.endswith(".atena"):
+            control_id = "CS-004"  # 宛名 and CS are never connected
+        elif sender != expected and sender.startswith(("platform.", "nws.", "portal")):
+            control_id = "CS-024"  # nothing from the 番号制度 side reaches CS files
         self.require_sender(envelope, {expected}, control_id, what_ja)
         if link.source != envelope.sender:
             raise self.refuse(
@@ -449,6 +520,8 @@ class MunicipalCS(Component):
         self.allow(result, "CS-001", now, "既存住基からの本人確認情報を受け付けました",
                    "本人確認情報 accepted from the registered 既存住基", corr, source=envelope.sender)
         self.allow(result, "CS-002", now, "告示で定める8項目のみでした", "exactly the 8 statutory items", corr)
+        self.allow(result, "CS-006", now, "法令で定める項目以外の情報は紐付けられていません",
+                   "no item beyond the statutory ones is joined to the update", corr)
         try:
             items = check_identity_format(sealed)
         except ItemProblem as problem:
@@ -585,6 +658,8 @@ class MunicipalCS(Component):
             "INSERT INTO cs_number_requests (request_id, resident_code, requested_at) VALUES (?, ?, ?)",
             (request_id, code, now.isoformat()),
         )
+        self.allow(result, "CS-006", now, "法令で定める項目（住民票コード）のみの要求でした",
+                   "the request carries only the statutory item (住民票コード)", envelope.correlation_id)
         self.allow(result, "CS-005", now, "既存住基からの個人番号生成要求を機構へ中継します",
                    "個人番号 request from 既存住基 relayed to 機構", envelope.correlation_id)
         self.send(
@@ -801,3 +876,214 @@ class MunicipalCS(Component):
         """Change ids notified to the 都道府県サーバ and not yet acknowledged."""
         rows = self.conn.execute("SELECT change_id FROM cs_notifications WHERE acked_at IS NULL ORDER BY notified_at")
         return [r[0] for r in rows]
+
+    # -- 広域交付 through the 住基GW cache (GW-004) and the reply check (CS-013) -----------------------------------
+
+    def request_wide_area(self, resident_code: str, now: datetime) -> Result:
+        """A 広域交付 request for one of our residents arrived over 住基ネット: ask the 住基GW. Value: request id."""
+
+        def action(result: Result) -> None:
+            try:
+                code = check_identifier(resident_code, "resident_code")
+            except ItemProblem as problem:
+                raise self._problem(problem, "CS-012", "広域交付の請求") from None
+            request_id = uuid.uuid4().hex
+            self.conn.execute(
+                "INSERT INTO cs_wide_area_requests (request_id, resident_code, requested_at) VALUES (?, ?, ?)",
+                (request_id, code, now.isoformat()),
+            )
+            self.send(result, MessageType.WIDE_AREA_REQUEST, self.registry_party, now, body={"request_id": request_id},
+                      personal={"resident_code": code}, correlation_id=request_id)
+            result.value = request_id
+
+        return self.command(now, None, action)
+
+    def _on_wide_area_reply(self, envelope: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
+        result = Result()
+        self._require_peer(envelope, link, self.registry_party, "CS-005", "広域交付の応答")
+        sealed = self.unseal(envelope)
+        request = self.conn.execute(
+            "SELECT resident_code FROM cs_wide_area_requests WHERE request_id = ? AND answered_at IS NULL",
+            (envelope.body.get("request_id"),),
+        ).fetchone()
+        if request is None:
+            raise self.refuse(RefusalCode.STATE_CONFLICT, "CS-013", "対応する未回答の広域交付請求がありません",
+                              "no open 広域交付 request matches this reply", "request_id")
+        record = sealed.get("record")
+        if (sealed.get("resident_code") != request[0] or not isinstance(record, dict)
+                or record.get("resident_code") != request[0]):
+            raise self.refuse(RefusalCode.REPLY_MISMATCH, "CS-013", "請求した住民票コード以外の者を含む応答です",
+                              "the reply carries a person other than the one requested", "resident_code")
+        self.conn.execute(
+            "UPDATE cs_wide_area_requests SET answered_at = ?, synced_at = ? WHERE request_id = ?",
+            (now.isoformat(), envelope.body.get("synced_at"), envelope.body.get("request_id")),
+        )
+        self.allow(result, "CS-013", now, "請求した本人についての応答のみでした",
+                   "the reply concerns only the person requested", envelope.correlation_id)
+        return result
+
+    def wide_area_answer(self, request_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT resident_code, answered_at, synced_at FROM cs_wide_area_requests WHERE request_id = ?",
+            (request_id,),
+        ).fetchone()
+        return None if row is None else {"resident_code": row[0], "answered_at": row[1], "synced_at": row[2]}
+
+    # -- topology (CS-004, CS-024) --------------------------------------------------------------------------
+
+    def topology_audit(self, now: datetime) -> Result:
+        """List every party this CS has a route to; a 宛名 (CS-004) or 番号制度-side (CS-024) route is a finding."""
+
+        def action(result: Result) -> None:
+            routes = {p: n for p in self.directory.parties()
+                      if (n := self.directory.network_between(self.party, p)) is not None}
+            findings = {
+                "CS-004": sorted(p for p in routes if p.endswith(".atena")),
+                "CS-024": sorted(p for p in routes if p.startswith(("platform.", "nws.", "portal"))),
+            }
+            what = {"CS-004": ("団体内統合宛名システム", "the 宛名 system"),
+                    "CS-024": ("中間サーバー・情報提供ネットワークシステム", "the 中間サーバー or NWS")}
+            for control, found in findings.items():
+                if found:
+                    result.decisions.append(self.decide(
+                        control, Outcome.DENY, now,
+                        reason_ja=f"市町村CSから{what[control][0]}への経路があります: {', '.join(found)}",
+                        reason_en=f"the CS has a route to {what[control][1]}: {', '.join(found)}",
+                        evidence={"routes": routes, "findings": found}, code=str(RefusalCode.SOURCE_NOT_ALLOWED),
+                    ))
+                else:
+                    self.allow(result, control, now, f"市町村CSから{what[control][0]}への経路はありません",
+                               f"no route from the CS to {what[control][1]}", None, routes=routes)
+            result.value = routes
+
+        return self.command(now, None, action)
+
+    # -- the CS host: software allow-list (CS-007), 機構 application only (CS-009) -------------------------------
+
+    def _allowlisted(self, program: str, content: bytes) -> tuple[str, str | None]:
+        digest = hashlib.sha256(content).hexdigest()
+        row = self.conn.execute(
+            "SELECT role FROM cs_host_allowlist WHERE cs = ? AND program = ? AND sha256 = ?",
+            (self.party, program, digest),
+        ).fetchone()
+        return digest, None if row is None else str(row[0])
+
+    def launch_process(self, program: str, content: bytes, now: datetime) -> Result:
+        """Execute a program on the CS host: only allow-listed (name and digest) 機構 software starts."""
+        digest, role = self._allowlisted(program, content)
+
+        def action(result: Result) -> None:
+            if role is None:
+                raise self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "CS-007",
+                                  f"CSサーバで許可されていないソフトウェアです（{program}）。起動を阻止しました",
+                                  f"{program!r} is not on the CS host's allow-list; its launch was blocked", "program")
+            self.conn.execute(
+                "INSERT INTO cs_host_launches (cs, program, sha256, outcome, at) VALUES (?, ?, ?, 'started', ?)",
+                (self.party, program, digest, now.isoformat()),
+            )
+            self.allow(result, "CS-007", now, f"許可リストにあるソフトウェアを起動しました（{program}）",
+                       f"allow-listed software started ({program})", None, program=program, sha256=digest)
+
+        result = self.command(now, None, action)
+        if result.refusal is not None:
+            with transaction(self.conn):
+                # The blocked attempt is logged even though the step was refused.
+                self.conn.execute(
+                    "INSERT INTO cs_host_launches (cs, program, sha256, outcome, at) VALUES (?, ?, ?, 'blocked', ?)",
+                    (self.party, program, digest, now.isoformat()),
+                )
+        return result
+
+    def open_data_session(self, program: str, content: bytes, now: datetime) -> Result:
+        """A client asks for a session on CS data (update, search, 照会, 整合, 送付先): only the 機構 CS application."""
+        digest, role = self._allowlisted(program, content)
+
+        def action(result: Result) -> None:
+            if role != "cs_application":
+                raise self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "CS-009",
+                                  f"CSのデータには機構が配付するCSアプリケーション以外から接続できません（{program}）",
+                                  f"only the 機構-supplied CS application may reach CS data; refused {program!r}",
+                                  "program")
+            self.allow(result, "CS-009", now, "機構が配付したCSアプリケーションからの接続です",
+                       "session opened by the 機構-supplied CS application", None, program=program, sha256=digest)
+            result.value = uuid.uuid4().hex
+
+        return self.command(now, None, action)
+
+    # -- the CS segment hub: MAC filtering (CS-008) ------------------------------------------------------------
+
+    def registered_mac(self, device: str) -> str:
+        row = self.conn.execute(
+            "SELECT mac FROM cs_segment_devices WHERE cs = ? AND device = ?", (self.party, device)
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"device: {device!r} is not registered on {self.party}'s segment")
+        return str(row[0])
+
+    def connect_device(self, mac: str, now: datetime) -> Result:
+        """A device is plugged into the CS hub: link up only for a registered MAC that is not already online."""
+        mac = mac.lower()
+
+        def action(result: Result) -> None:
+            row = self.conn.execute(
+                "SELECT device, online FROM cs_segment_devices WHERE cs = ? AND mac = ?", (self.party, mac)
+            ).fetchone()
+            if row is None:
+                raise self.refuse(RefusalCode.SYSTEM_NOT_REGISTERED, "CS-008",
+                                  f"登録されていない機器（MAC {mac}）はCSセグメントに接続できません",
+                                  f"unregistered device (MAC {mac}): no link on the CS segment", "mac")
+            if row[1]:
+                raise self.refuse(RefusalCode.STATE_CONFLICT, "CS-008",
+                                  f"MACアドレス {mac}（{row[0]}）が重複しています。なりすましの疑いがあります",
+                                  f"duplicate MAC {mac} ({row[0]}) while the registered device is online: spoofing",
+                                  "mac")
+            self.conn.execute("UPDATE cs_segment_devices SET online = 1 WHERE cs = ? AND mac = ?", (self.party, mac))
+            self.conn.execute("INSERT INTO cs_segment_events (cs, mac, event, at) VALUES (?, ?, 'link_up', ?)",
+                              (self.party, mac, now.isoformat()))
+            self.allow(result, "CS-008", now, f"登録済みの機器（{row[0]}）を接続しました",
+                       f"registered device connected ({row[0]})", None, mac=mac, device=row[0])
+
+        result = self.command(now, None, action)
+        if result.refusal is not None:
+            with transaction(self.conn):
+                self.conn.execute("INSERT INTO cs_segment_events (cs, mac, event, at) VALUES (?, ?, ?, ?)",
+                                  (self.party, mac, f"blocked:{result.refusal.code}", now.isoformat()))
+        return result
+
+    # -- 耐タンパー装置 (CS-011) ---------------------------------------------------------------------------------
+
+    def _module(self) -> KeyModule:
+        if self.key_module is None:
+            raise self.refuse(RefusalCode.NOT_FOUND, "CS-011", "このCSには耐タンパー装置がありません",
+                              "this CS has no tamper-resistant module", "key_module")
+        return self.key_module
+
+    def module_sign(self, data: bytes, now: datetime, module: KeyModule | None = None) -> Result:
+        """Sign with the 住基ネット authentication key inside the module. Value: the signature (hex)."""
+
+        def action(result: Result) -> None:
+            used = module or self._module()
+            try:
+                signature = used.sign("jukinet-auth", data)
+            except KeyModuleError as error:
+                raise self.refuse(RefusalCode.DECRYPTION_FAILED, "CS-011", error.rule_ja, error.rule, "key") from None
+            if not used.verify("jukinet-auth", data, signature):
+                raise self.refuse(RefusalCode.BAD_SIGNATURE, "CS-011", "装置の署名を検証できません",
+                                  "the module's signature does not verify", "key")
+            self.allow(result, "CS-011", now, "耐タンパー装置内で署名しました（鍵は装置外に出ていません）",
+                       "signed inside the tamper-resistant module; the key never left it", None,
+                       module=used.module_id)
+            result.value = signature.hex()
+
+        return self.command(now, None, action)
+
+    def module_export(self, now: datetime) -> Result:
+        """An attempt to export the authentication key from the module."""
+
+        def action(result: Result) -> None:
+            try:
+                self._module().export("jukinet-auth")
+            except KeyModuleError as error:
+                raise self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "CS-011", error.rule_ja, error.rule, "key") from None
+
+        return self.command(now, None, action)

@@ -7,6 +7,7 @@ never record a 個人番号 for a 住民票コード it did not ask about (JUKI-
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import uuid
@@ -134,7 +135,40 @@ CREATE TABLE IF NOT EXISTS registry_counters (name TEXT PRIMARY KEY, value INTEG
 CREATE TABLE IF NOT EXISTS registry_receipts (
     envelope_id TEXT PRIMARY KEY, type TEXT NOT NULL, body TEXT NOT NULL, received_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS registry_identity_outbox (
+    change_id TEXT PRIMARY KEY, resident_code TEXT NOT NULL, sent_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registry_corrections_pending (
+    correction_id TEXT PRIMARY KEY, resident_code TEXT NOT NULL, changes TEXT NOT NULL, reason TEXT NOT NULL,
+    requested_by TEXT NOT NULL, requested_at TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('PENDING', 'APPROVED', 'DECLINED')), decided_by TEXT, decided_at TEXT
+);
+CREATE TABLE IF NOT EXISTS registry_correction_records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, correction_id TEXT NOT NULL UNIQUE, resident_code TEXT NOT NULL,
+    before TEXT NOT NULL, after TEXT NOT NULL, operator TEXT NOT NULL, approver TEXT NOT NULL,
+    reason TEXT NOT NULL, corrected_at TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS registry_correction_records_no_update BEFORE UPDATE ON registry_correction_records
+    BEGIN SELECT RAISE(ABORT, 'registry_correction_records is append-only (JUKI-003)'); END;
+CREATE TRIGGER IF NOT EXISTS registry_correction_records_no_delete BEFORE DELETE ON registry_correction_records
+    BEGIN SELECT RAISE(ABORT, 'registry_correction_records is append-only (JUKI-003)'); END;
+-- 住民マスタ: what other business units may read; no 個人番号 and no 住民票コード (JUKI-005).
+CREATE VIEW IF NOT EXISTS registry_resident_master AS
+    SELECT business_atena_number AS atena_number, name, name_kana, birth_date, sex, address, postal_code,
+           household_id, relationship, is_head, status FROM registry_residents;
+-- 印鑑登録: keyed by the 住基 宛名番号 and joined only to the 住民マスタ, never to a 個人番号 (JUKI-007).
+CREATE TABLE IF NOT EXISTS registry_seal_registrations (
+    seal_number TEXT PRIMARY KEY, atena_number TEXT NOT NULL, seal_digest TEXT NOT NULL,
+    registered_by TEXT NOT NULL, registered_at TEXT NOT NULL
+);
 """
+
+#: Items a 本人確認情報 correction may change (the codes are never corrected this way).
+CORRECTABLE_ITEMS = ("name", "name_kana", "birth_date", "sex", "address", "postal_code")
+#: Columns of the 住民マスタ (list screens, business-system reads, seal certificates): never 個人番号.
+MASTER_COLUMNS = ("atena_number", "name", "name_kana", "birth_date", "sex", "address", "postal_code",
+                  "household_id", "relationship", "is_head", "status")
+_SEAL_COLUMNS = ("seal_number", "registered_at", *MASTER_COLUMNS)
 
 
 def _problem_ja(problem: ItemProblem) -> str:
@@ -170,10 +204,16 @@ class Registry(Component):
         cs_party: str,
         atena_party: str,
         staff: StaffDirectory,
+        boundary_party: str | None = None,
+        business_systems: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(party, conn, security, directory)
         self.municipality = municipality
         self.cs_party = cs_party
+        # With a 住基GW, cs_party is the gateway and boundary_party the CS behind it, which may never talk to us
+        # directly (GW-001).
+        self.boundary_party = boundary_party
+        self.business_systems = business_systems
         self.atena_party = atena_party
         self.staff = staff
         ensure_schema(conn, _DDL)
@@ -181,6 +221,7 @@ class Registry(Component):
         self._handlers[MessageType.CODE_ACQUISITION_NOTIFY] = self._on_code_acquisition
         self._handlers[MessageType.ATENA_REGISTERED] = self._on_receipt
         self._handlers[MessageType.REPLICA_ACK] = self._on_receipt
+        self._handlers[MessageType.RESIDENT_MASTER_QUERY] = self._on_master_query
 
     # -- reads -------------------------------------------------------------------------------------------
 
@@ -739,6 +780,10 @@ class Registry(Component):
                               problem.field) from None
         self.allow(result, "JUKI-006", now, "送信する本人確認情報の形式を確認しました",
                    "outgoing 本人確認情報 checked before sending", change_id)
+        self.conn.execute(
+            "INSERT OR IGNORE INTO registry_identity_outbox (change_id, resident_code, sent_at) VALUES (?, ?, ?)",
+            (change_id, items["resident_code"], now.isoformat()),
+        )
         body: dict[str, Any] = {"change_id": change_id}
         if initial_load:
             body["initial_load"] = True
@@ -771,6 +816,10 @@ class Registry(Component):
     # -- handlers ----------------------------------------------------------------------------------------
 
     def _require_peer(self, envelope: Envelope, link: Link, expected: str, what_ja: str) -> None:
+        if self.boundary_party is not None and self.boundary_party in (envelope.sender, link.source):
+            raise self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "GW-001",
+                              f"市町村CSとの直接の通信は禁止されています（住基GW {self.cs_party} 経由のみ）",
+                              f"no direct session with the CS; only through the gateway {self.cs_party}", "sender")
         self.require_sender(envelope, {expected}, "NET-001", what_ja)
         if link.source != envelope.sender:
             raise self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "NET-001",
@@ -854,3 +903,262 @@ class Registry(Component):
             (envelope.id, str(envelope.type), json.dumps(envelope.body, ensure_ascii=False), now.isoformat()),
         )
         return Result()
+
+    # -- 中継突合 (GW-003) ------------------------------------------------------------------------------------
+
+    def send_relay_manifest(self, now: datetime) -> Result:
+        """Send the 住基GW the list of every 本人確認情報 update this registry produced, to reconcile. Value: count."""
+
+        def action(result: Result) -> None:
+            if self.boundary_party is None:
+                raise self.refuse(RefusalCode.NOT_FOUND, "GW-003", "この団体には住基GWがありません",
+                                  "this municipality has no gateway to reconcile with", "gateway")
+            rows = self.conn.execute(
+                "SELECT change_id, resident_code FROM registry_identity_outbox ORDER BY sent_at, change_id"
+            ).fetchall()
+            manifest_id = uuid.uuid4().hex
+            self.send(result, MessageType.RELAY_MANIFEST, self.cs_party, now, body={"manifest_id": manifest_id},
+                      personal={"entries": [[r[0], r[1]] for r in rows]}, correlation_id=manifest_id)
+            result.value = len(rows)
+
+        return self.command(now, None, action)
+
+    # -- 本人確認情報の訂正 (JUKI-003) -------------------------------------------------------------------------
+
+    def request_correction(
+        self, session: StaffSession, resident_code: str, changes: Mapping[str, Any], reason: str, now: datetime
+    ) -> Result:
+        """A clerk asks to correct 本人確認情報 items; nothing changes until a 所属長 approves. Value: correction id."""
+
+        def action(result: Result) -> None:
+            self.staff.require(session, "registry_clerk", "AUTH-005", "本人確認情報の訂正入力", "enter a correction")
+            resident = self.resident(resident_code)
+            if resident is None or resident["status"] != "active":
+                raise self.refuse(RefusalCode.NOT_FOUND, "JUKI-003", "訂正の対象となる住民票がありません",
+                                  "no active 住民票 has this 住民票コード", "resident_code")
+            try:
+                exact_keys(changes, [], CORRECTABLE_ITEMS)
+                if not changes:
+                    raise ItemProblem(RefusalCode.FIELD_MISSING, "changes", "訂正する項目がありません",
+                                      "no item to correct")
+                normalised = self._validate_form(FormSpec("訂正", frozenset({"change_type"}),
+                                                          frozenset(CORRECTABLE_ITEMS)),
+                                                 {"change_type": "correction", **changes}, now.date())
+                check_text(reason, "reason")
+            except ItemProblem as problem:
+                raise self.refuse(problem.code, "JUKI-003", f"本人確認情報の訂正: {_problem_ja(problem)}",
+                                  problem.rule_en, problem.field) from None
+            normalised.pop("change_type")
+            correction_id = uuid.uuid4().hex
+            self.conn.execute(
+                "INSERT INTO registry_corrections_pending (correction_id, resident_code, changes, reason,"
+                " requested_by, requested_at, status) VALUES (?, ?, ?, ?, ?, ?, 'PENDING')",
+                (correction_id, resident_code, json.dumps(normalised, ensure_ascii=False), reason, session.user_id,
+                 now.isoformat()),
+            )
+            result.value = correction_id
+
+        return run_staff_command(self, session, "request_correction", now, None, action)
+
+    def decide_correction(self, session: StaffSession, correction_id: str, approve: bool, now: datetime) -> Result:
+        """The 所属長 approves (applied, recorded, sent to CS) or declines a correction. Value: the status."""
+
+        def action(result: Result) -> None:
+            self.staff.require(session, "department_head", "JUKI-003", "本人確認情報の訂正の許可",
+                               "approve a correction of 本人確認情報")
+            row = self.conn.execute(
+                "SELECT resident_code, changes, reason, requested_by, status FROM registry_corrections_pending"
+                " WHERE correction_id = ?",
+                (correction_id,),
+            ).fetchone()
+            if row is None or row[4] != "PENDING":
+                raise self.refuse(RefusalCode.STATE_CONFLICT, "JUKI-003", "許可待ちの訂正がありません",
+                                  "no correction with this id is waiting for approval", "correction_id")
+            code, changes_json, reason, requested_by, _ = row
+            if requested_by == session.user_id:
+                raise self.refuse(RefusalCode.SAME_PERSON_CONFIRMATION, "JUKI-003",
+                                  "訂正を入力した本人は許可できません", "the person who entered a correction cannot approve it",
+                                  "session")
+            status = "APPROVED" if approve else "DECLINED"
+            self.conn.execute(
+                "UPDATE registry_corrections_pending SET status = ?, decided_by = ?, decided_at = ?"
+                " WHERE correction_id = ?",
+                (status, session.user_id, now.isoformat(), correction_id),
+            )
+            result.value = status
+            if not approve:
+                result.decisions.append(self.decide(
+                    "JUKI-003", Outcome.DENY, now,
+                    reason_ja="所属長が訂正を許可しなかったため、訂正は行いません",
+                    reason_en="the department head did not approve the correction; nothing is changed",
+                    correlation_id=correction_id, code=str(RefusalCode.RELEASE_REFUSED),
+                    evidence={"requested_by": requested_by, "decided_by": session.user_id},
+                ))
+                return
+            before = self.resident(code)
+            assert before is not None
+            changes = json.loads(changes_json)
+            self._update_resident(code, {**changes, "last_change_reason": "correction",
+                                         "last_change_date": now.date().isoformat()}, now)
+            after = self.resident(code)
+            assert after is not None
+            self.conn.execute(
+                "INSERT INTO registry_correction_records (correction_id, resident_code, before, after, operator,"
+                " approver, reason, corrected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (correction_id, code, json.dumps({k: before[k] for k in changes}, ensure_ascii=False),
+                 json.dumps(changes, ensure_ascii=False), requested_by, session.user_id, reason, now.isoformat()),
+            )
+            self.allow(result, "JUKI-003", now, "所属長の許可を得て本人確認情報を訂正し、訂正記録を保存しました",
+                       "correction approved by the department head, applied and recorded", correction_id,
+                       operator=requested_by, approver=session.user_id, items=sorted(changes))
+            self._emit_committed(result, correction_id, "correction", after, now)
+
+        return run_staff_command(self, session, "decide_correction", now, correction_id, action)
+
+    def correction_records(self, resident_code: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT correction_id, before, after, operator, approver, reason, corrected_at"
+            " FROM registry_correction_records WHERE resident_code = ? ORDER BY seq",
+            (resident_code,),
+        ).fetchall()
+        keys = ("correction_id", "before", "after", "operator", "approver", "reason", "corrected_at")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    # -- 画面・帳票 (JUKI-004) ---------------------------------------------------------------------------------
+
+    def resident_detail(self, session: StaffSession, resident_code: str, now: datetime) -> Result:
+        """The single-person detail screen: the only view that shows the 個人番号. Value: the 住民票."""
+
+        def action(result: Result) -> None:
+            self.staff.require(session, "registry_clerk", "AUTH-006", "個人番号を含む詳細画面の表示",
+                               "open the detail view with the 個人番号")
+            resident = self.resident(resident_code)
+            if resident is None:
+                raise self.refuse(RefusalCode.NOT_FOUND, "JUKI-004", "この住民票コードの住民票はありません",
+                                  "no 住民票 has this 住民票コード", "resident_code")
+            self.allow(result, "JUKI-004", now, "1人分の詳細画面のため個人番号を表示します",
+                       "single-person detail view: the 個人番号 is shown", None, operator=session.user_id, persons=1)
+            result.value = resident
+
+        return run_staff_command(self, session, "resident_detail", now, None, action)
+
+    def resident_list(
+        self, session: StaffSession, columns: list[str], now: datetime, *, household_id: str | None = None,
+        name: str | None = None,
+    ) -> Result:
+        """A list screen or report (世帯一覧, 検索結果一覧, 異動一覧): columns of the 住民マスタ only. Value: rows."""
+
+        def action(result: Result) -> None:
+            self.staff.require(session, "registry_clerk", "AUTH-005", "一覧の表示", "open a list")
+            banned = [c for c in columns if c not in MASTER_COLUMNS]
+            if banned:
+                raise self.refuse(RefusalCode.FIELD_NOT_ALLOWED, "JUKI-004",
+                                  f"複数人を表示する一覧・帳票には「{banned[0]}」を表示できません（個人番号は詳細画面のみ）",
+                                  f"a multi-person list or report cannot show {banned[0]!r}", banned[0])
+            where, params = [], []
+            if household_id is not None:
+                where.append("household_id = ?")
+                params.append(household_id)
+            if name is not None:
+                where.append("name = ?")
+                params.append(name)
+            sql = f"SELECT {', '.join(columns)} FROM registry_resident_master"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            rows = [dict(zip(columns, r, strict=True)) for r in self.conn.execute(sql + " ORDER BY atena_number",
+                                                                                 params)]
+            self.allow(result, "JUKI-004", now, "一覧を個人番号なしで表示しました",
+                       "list shown without the 個人番号", None, operator=session.user_id, persons=len(rows),
+                       columns=columns)
+            result.value = rows
+
+        return run_staff_command(self, session, "resident_list", now, None, action)
+
+    # -- 住民マスタ for other business units (JUKI-005) ----------------------------------------------------------
+
+    def _on_master_query(self, envelope: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
+        """A business system reads 4情報 and the 世帯 from the 住民マスタ; the 個人番号 database has no route from it."""
+        result = Result()
+        if envelope.sender not in self.business_systems or link.source != envelope.sender:
+            raise self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "JUKI-005",
+                              f"住民マスタを参照できる業務システムではありません（{envelope.sender}）",
+                              f"{envelope.sender} is not a business system allowed to read the 住民マスタ", "sender")
+        database = envelope.body.get("database")
+        if database != "resident_master":
+            raise self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "JUKI-005",
+                              "他業務からの接続は住民マスタのみ参照できます（特定個人情報DBへの経路はありません）",
+                              "connections from other business units reach only the 住民マスタ; the 特定個人情報 "
+                              "database has no route from them", "database")
+        atena = envelope.body.get("atena_number")
+        row = self.conn.execute(
+            f"SELECT {', '.join(MASTER_COLUMNS)} FROM registry_resident_master WHERE atena_number = ?", (atena,)
+        ).fetchone()
+        if row is None:
+            raise self.refuse(RefusalCode.NOT_FOUND, "JUKI-005", "この宛名番号の住民はありません",
+                              "no resident has this 宛名番号", "atena_number")
+        household = self.conn.execute(
+            "SELECT atena_number, name, relationship FROM registry_resident_master WHERE household_id = ?"
+            " AND status = 'active' ORDER BY atena_number",
+            (row[MASTER_COLUMNS.index("household_id")],),
+        ).fetchall()
+        self.allow(result, "JUKI-005", now, "住民マスタ（個人番号なし）から4情報と世帯を応答しました",
+                   "4情報 and household answered from the 住民マスタ, which holds no 個人番号", envelope.correlation_id,
+                   client=envelope.sender, columns=list(MASTER_COLUMNS))
+        result.value = {"resident": dict(zip(MASTER_COLUMNS, row, strict=True)),
+                        "household": [dict(zip(("atena_number", "name", "relationship"), h, strict=True))
+                                      for h in household]}
+        return result
+
+    # -- 印鑑登録 (JUKI-007) -------------------------------------------------------------------------------------
+
+    def register_seal(self, session: StaffSession, resident_code: str, seal_image: str, now: datetime) -> Result:
+        """Register a 印鑑: kept against the 住基 宛名番号, never the 個人番号. Value: the 印鑑登録番号."""
+
+        def action(result: Result) -> None:
+            self.staff.require(session, "registry_clerk", "AUTH-005", "印鑑登録", "register a seal")
+            resident = self.resident(resident_code)
+            if resident is None or resident["status"] != "active":
+                raise self.refuse(RefusalCode.NOT_FOUND, "JUKI-007", "印鑑登録できる住民ではありません",
+                                  "only an active resident may register a seal", "resident_code")
+            count = self.conn.execute("SELECT count(*) FROM registry_seal_registrations").fetchone()[0]
+            number = f"IN{int(count) + 1:08d}"
+            digest = hashlib.sha256(seal_image.encode()).hexdigest()
+            self.conn.execute(
+                "INSERT INTO registry_seal_registrations VALUES (?, ?, ?, ?, ?)",
+                (number, resident["business_atena_number"], digest, session.user_id, now.isoformat()),
+            )
+            result.value = number
+
+        return run_staff_command(self, session, "register_seal", now, None, action)
+
+    def seal_report(self, session: StaffSession, columns: list[str], now: datetime,
+                    seal_number: str | None = None) -> Result:
+        """An 印鑑登録証明書 (one seal_number) or a seal report: joined only to the 住民マスタ. Value: rows."""
+
+        def action(result: Result) -> None:
+            self.staff.require(session, "registry_clerk", "AUTH-005", "印鑑登録証明書の発行", "issue a seal certificate")
+            banned = [c for c in columns if c not in _SEAL_COLUMNS]
+            if banned:
+                raise self.refuse(RefusalCode.FIELD_NOT_ALLOWED, "JUKI-007",
+                                  f"印鑑登録情報は「{banned[0]}」と紐付けられません（個人番号とは連結しません）",
+                                  f"seal records cannot be joined to {banned[0]!r}; they are not linked to the 個人番号",
+                                  banned[0])
+            select = ", ".join(f"s.{c}" if c in ("seal_number", "registered_at") else f"m.{c}" for c in columns)
+            sql = (f"SELECT {select} FROM registry_seal_registrations s"
+                   " JOIN registry_resident_master m ON m.atena_number = s.atena_number")
+            params: tuple[str, ...] = ()
+            if seal_number is not None:
+                sql += " WHERE s.seal_number = ?"
+                params = (seal_number,)
+            rows = [dict(zip(columns, r, strict=True)) for r in self.conn.execute(sql, params)]
+            if seal_number is not None and not rows:
+                raise self.refuse(RefusalCode.NOT_FOUND, "JUKI-007", "この印鑑登録番号の登録はありません",
+                                  "no seal registration has this number", "seal_number")
+            self.audit.append(at=now.isoformat(), kind="registry.seal_read",
+                              data={"operator": session.user_id, "columns": columns, "rows": len(rows)})
+            self.allow(result, "JUKI-007", now, "印鑑登録情報を個人番号を読まずに出力しました",
+                       "seal data produced without reading any 個人番号", None, columns_read=columns,
+                       rows=len(rows))
+            result.value = rows
+
+        return run_staff_command(self, session, "seal_report", now, None, action)

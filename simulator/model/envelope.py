@@ -27,6 +27,10 @@ class MessageType(StrEnum):
     BASIC4_RESULT = "jukinet.basic4_result"
     CODE_ACQUISITION_NOTIFY = "jukinet.code_acquisition"  # (処理通番, 住民票コード) → 機構
     LINK_CODE_NOTIFY = "jukinet.link_code"  # 機構 → NWS: (処理通番, 機構が生成する連携用コード), never the 住民票コード
+    WIDE_AREA_REQUEST = "jukinet.wide_area_request"  # 住民票の写しの広域交付: CS → 住基GW (off-hours cache)
+    WIDE_AREA_REPLY = "jukinet.wide_area_reply"
+    RELAY_MANIFEST = "juki.relay_manifest"  # 既存住基 → 住基GW: what it sent, for reconciliation (GW-003)
+    RESIDENT_MASTER_QUERY = "juki.resident_master_query"  # 業務システム → 既存住基: 住民マスタ (JUKI-005)
     # 団体内 (intra-municipal)
     ATENA_REGISTER = "atena.register"  # 宛名の異動データ取込
     ATENA_REGISTERED = "atena.registered"

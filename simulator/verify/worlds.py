@@ -18,8 +18,12 @@ __all__ = ["MUNICIPALITIES", "PAIRS", "WorldPlan", "plan_for"]
 MUNICIPALITIES: dict[str, MunicipalitySpec] = {
     "kuwana": MunicipalitySpec("kuwana", "桑名市", "Kuwana", "mie", (("tax", "48"),)),
     "tsukuba": MunicipalitySpec("tsukuba", "つくば市", "Tsukuba", "ibaraki", (("tax", "48"),)),
-    "sapporo": MunicipalitySpec("sapporo", "札幌市", "Sapporo", "hokkaido", (("tax", "48"),)),
-    "iizuka": MunicipalitySpec("iizuka", "飯塚市", "Iizuka", "fukuoka", (("tax", "48"),)),
+    # 札幌 (住基ネット中間サーバ) and 飯塚 (MICJET 住基GW) relay between 既存住基 and CS; 飯塚 keeps a 送付先情報ファイル
+    # under a year (003), 桑名 one business day (000).
+    "sapporo": MunicipalitySpec("sapporo", "札幌市", "Sapporo", "hokkaido", (("tax", "48"),), juki_gateway=True),
+    "iizuka": MunicipalitySpec(
+        "iizuka", "飯塚市", "Iizuka", "fukuoka", (("tax", "48"),), juki_gateway=True, delivery_file_retention_days=364
+    ),
     "kurashiki": MunicipalitySpec("kurashiki", "倉敷市", "Kurashiki", "okayama", (("ltc", "93"), ("ltc", "94"))),
 }
 
@@ -59,6 +63,11 @@ class WorldPlan:
             "query_business": business,
             "query_row": row,
             "query_item": item,
+            # Who may send 既存住基's messages to the provider's CS: its 住基GW where it has one (GW-001).
+            "cs_client": (
+                f"{self.provider}.juki_gateway" if MUNICIPALITIES[self.provider].juki_gateway
+                else f"{self.provider}.registry"
+            ),
         }
 
     @property
