@@ -17,7 +17,7 @@ from rich.table import Table
 
 from simulator.errors import InputError
 
-from . import PROFILES, ValidationFailed, check_output_path, ensure_valid, get_profile, validate_path, write
+from . import PROFILES, Check, ValidationFailed, check_output_path, ensure_valid, get_profile, validate_path, write
 from . import export as export_tables
 from .generator import MAX_SIZE
 
@@ -91,7 +91,24 @@ def generate(
             bar.stop()
             _fail(f"--{exc.field}", exc.rule)
     failed = [c for c in checks if not c.ok]
+    _out.print(_summary(checks))
     _out.print(f"{out}: {size:,} residents ({profile}, seed {seed}); {len(checks)} checks, {len(failed)} failed")
+
+
+def _summary(checks: list[Check]) -> Table:
+    """One row per group: how many checks, and the worst drift as a share of its tolerance."""
+    table = Table(title="検証の要約 / validation summary")
+    for column in ("group", "checks", "failed", "worst check", "drift / tolerance"):
+        table.add_column(column)
+    groups: dict[str, list[Check]] = {}
+    for c in checks:
+        groups.setdefault(c.group, []).append(c)
+    for group, members in groups.items():
+        worst = max(members, key=lambda c: abs(c.actual - c.target) / c.tolerance if c.tolerance else 0.0)
+        ratio = abs(worst.actual - worst.target) / worst.tolerance if worst.tolerance else 0.0
+        bad = sum(1 for c in members if not c.ok)
+        table.add_row(group, str(len(members)), f"[bold red]{bad}[/]" if bad else "0", worst.name, f"{ratio:.2f}")
+    return table
 
 
 @app.command()
@@ -112,6 +129,7 @@ def validate(
             table.add_row(c.group, c.name, f"{c.target:.4f}", f"{c.actual:.4f}", f"±{c.tolerance:.4f}", str(c.n),
                           "[green]OK[/]" if c.ok else "[bold red]DRIFT[/]")
     failed = [c for c in checks if not c.ok]
+    _out.print(_summary(checks))
     if show_all or failed:
         _out.print(table)
     _out.print(f"{len(checks)} checks, {len(failed)} failed")
