@@ -12,7 +12,7 @@ import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -36,9 +36,11 @@ __all__ = [
     "Flow",
     "FlowContext",
     "FlowRun",
+    "FlowSession",
     "UnknownFlowError",
     "available_flows",
     "find_flow",
+    "flow_session",
     "register",
     "run_flow",
 ]
@@ -282,6 +284,50 @@ def _data_dir(data: Path | None) -> Iterator[Path]:
         yield Path(tmp) / "world"
 
 
+class FlowSession:
+    """One world in which several flows run one after the other (each with its own trace)."""
+
+    def __init__(self, base: FlowContext) -> None:
+        self.base = base
+
+    def run(self, name: str, *, person: str | None = None, trace: Path | None = None) -> FlowRun:
+        """Run one flow and return it; only the flow's own hops are traced (not its preparation)."""
+        flow = find_flow(name)
+        ctx = replace(self.base, person={}, writer=None, facts={}, hops=[])
+        ctx.person = choose_person(flow, ctx, person)
+        if flow.prepare is not None:
+            flow.prepare(ctx)
+        writer = TraceWriter(
+            trace,
+            keep=True,
+            meta={"flow": flow.id, "profile": ctx.home, "provider": ctx.provider, "requester": ctx.requester},
+        )
+        writer.bind(ctx.world)
+        writer.set_flow(flow.id, flow.name_ja, flow.name_en)
+        ctx.writer = writer
+        ctx.driver.on_hop = writer
+        ctx.hops = []
+        try:
+            flow.run(ctx)
+        finally:
+            ctx.driver.on_hop = None
+            writer.close()
+        return FlowRun(flow, ctx, writer)
+
+
+@contextmanager
+def flow_session(
+    *, profile: str | None = None, data: Path | None = None, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED
+) -> Iterator[FlowSession]:
+    """Build a small world (in ``data``, or a temporary directory) and keep it open for ``FlowSession.run``."""
+    with _data_dir(data) as directory:
+        base = build_world(directory, profile or "kuwana", size, seed)
+        try:
+            yield FlowSession(base)
+        finally:
+            base.world.close()
+
+
 @contextmanager
 def run_flow(
     name: str,
@@ -295,34 +341,12 @@ def run_flow(
 ) -> Iterator[FlowRun]:
     """Build a small world, run one flow in it and yield the run (the trace records are in ``writer``).
 
-    Only the flow's own hops are traced: building the world and any preparation (a query the portal flow
-    needs to have something to show) are not.
+    Only the flow's own hops are traced: building the world and any preparation (the 転出 before a 転入, a query
+    the portal flow needs to have something to show) are not.
     """
-    flow = find_flow(name)
-    with _data_dir(data) as directory:
-        ctx = build_world(directory, profile or "kuwana", size, seed)
-        try:
-            ctx.person = choose_person(flow, ctx, person)
-            if flow.prepare is not None:
-                flow.prepare(ctx)
-            writer = TraceWriter(
-                trace,
-                keep=True,
-                meta={"flow": flow.id, "profile": ctx.home, "provider": ctx.provider, "requester": ctx.requester},
-            )
-            writer.bind(ctx.world)
-            writer.set_flow(flow.id, flow.name_ja, flow.name_en)
-            ctx.writer = writer
-            ctx.driver.on_hop = writer
-            ctx.hops = []
-            try:
-                flow.run(ctx)
-            finally:
-                ctx.driver.on_hop = None
-                writer.close()
-            yield FlowRun(flow, ctx, writer)
-        finally:
-            ctx.world.close()
+    find_flow(name)  # an unknown name fails before a world is built
+    with flow_session(profile=profile, data=data, size=size, seed=seed) as session:
+        yield session.run(name, person=person, trace=trace)
 
 
 # -- the flows the components carry today ----------------------------------------------------------------

@@ -220,6 +220,11 @@ class TraceWriter:
             if hop.message_type == "staff.command":
                 self(hop, None)
 
+    def flush(self) -> None:
+        """Push written lines to the file (a long run can be watched while it goes on)."""
+        if self._file is not None:
+            self._file.flush()
+
     def close(self) -> None:
         if self._file is not None:
             self._emit({"kind": "end", "hops": self.hops_written})

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from simulator.training.flows import run_flow
+from simulator.training.flows import FlowSession, flow_session
 from simulator.training.trace import Trace, load_trace
 
 
@@ -30,25 +30,32 @@ class Ran:
     population: Any
 
 
-def _run(name: str, tmp: Path) -> Ran:
+@pytest.fixture(scope="session")
+def linkage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowSession]:
+    """One world for the query flows the tests read (building a world is the slow part)."""
+    with flow_session(data=tmp_path_factory.mktemp("world") / "world") as session:
+        yield session
+
+
+def _run(session: FlowSession, name: str, tmp: Path) -> Ran:
     path = tmp / f"{name}.jsonl"
-    with run_flow(name, trace=path) as run:
-        return Ran(load_trace(path), path, dict(run.context.person), dict(run.context.facts), run.context.population)
+    run = session.run(name, trace=path)
+    return Ran(load_trace(path), path, dict(run.context.person), dict(run.context.facts), run.context.population)
 
 
 @pytest.fixture(scope="session")
-def query_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
-    yield _run("query", tmp_path_factory.mktemp("query"))
+def query_run(linkage: FlowSession, tmp_path_factory: pytest.TempPathFactory) -> Ran:
+    return _run(linkage, "query", tmp_path_factory.mktemp("query"))
 
 
 @pytest.fixture(scope="session")
-def refused_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
-    yield _run("refused_query", tmp_path_factory.mktemp("refused"))
+def refused_run(linkage: FlowSession, tmp_path_factory: pytest.TempPathFactory) -> Ran:
+    return _run(linkage, "refused_query", tmp_path_factory.mktemp("refused"))
 
 
 @pytest.fixture(scope="session")
-def held_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
-    yield _run("held_query", tmp_path_factory.mktemp("held"))
+def held_run(linkage: FlowSession, tmp_path_factory: pytest.TempPathFactory) -> Ran:
+    return _run(linkage, "held_query", tmp_path_factory.mktemp("held"))
 
 
 # -- headless Chromium --------------------------------------------------------------------------------------

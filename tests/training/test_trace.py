@@ -158,30 +158,30 @@ def test_held_query_shows_the_hold_and_the_release(held_run: Any) -> None:
     assert held_run.facts["answer"]["status"] == "provided"
 
 
-def test_sink_for_a_world_built_later_reads_its_key_store(tmp_path: Path) -> None:
-    """`jukisim demo --trace`: the sink exists before the world; it opens sealed payloads from keys/ on disk."""
+def test_sinks_for_a_world_built_later(tmp_path: Path) -> None:
+    """`jukisim demo --trace`: the sink exists before the world. Given the data directory, it opens sealed
+    payloads with the keys the world writes there; given nothing, it records them as unopened."""
     data = tmp_path / "world"
-    sink = trace_sink(tmp_path / "demo.jsonl", data_dir=data)
-    run = setup_world(data, size=40, on_hop=sink)
-    sink.close()
+    with_keys = trace_sink(tmp_path / "demo.jsonl", data_dir=data)
+    without = trace_sink(tmp_path / "plain.jsonl")
+
+    def both(hop: Any, outgoing: Any) -> None:
+        with_keys(hop, outgoing)
+        without(hop, outgoing)
+
+    run = setup_world(data, size=40, on_hop=both)
+    with_keys.close()
+    without.close()
     run.world.close()
     trace = load_trace(tmp_path / "demo.jsonl")
     sealed = [h for h in trace.hops if h["sealed_for"]]
     assert len(trace.hops) > 500 and sealed
     assert all(h["sealed_opened"] is True for h in sealed)
     assert who_saw_what(trace.hops)["nws.core"]["my_number"] == "never"
-
-
-def test_sink_without_keys_records_sealed_payloads_as_unopened(tmp_path: Path, query_run: Any) -> None:
-    data = tmp_path / "world"
-    sink = trace_sink(tmp_path / "plain.jsonl")
-    run = setup_world(data, size=40, on_hop=sink)
-    sink.close()
-    run.world.close()
-    trace = load_trace(tmp_path / "plain.jsonl")
-    sealed = [h for h in trace.hops if h["sealed_for"]]
-    assert sealed and all(h["sealed_opened"] is False for h in sealed)
-    assert all(f["travel"] == "signed" for h in trace.hops for f in h["fields"])
+    plain = load_trace(tmp_path / "plain.jsonl")
+    assert [h["seq"] for h in plain.hops] == [h["seq"] for h in trace.hops]
+    assert all(h["sealed_opened"] is False for h in plain.hops if h["sealed_for"])
+    assert all(f["travel"] == "signed" for h in plain.hops for f in h["fields"])
 
 
 @pytest.mark.parametrize(
