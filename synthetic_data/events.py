@@ -303,11 +303,12 @@ def build_events(b: Builder) -> list[Event]:
         nationality = status = None
         if foreign:
             from .generator import _FAMILY_STATUS, _NATIONALITY_BY_STATUS, _SINGLE_STATUS
+            from .names import concrete_nationality
 
             table = _SINGLE_STATUS if size == 1 else _FAMILY_STATUS
             status = rng.choices(list(table), list(table.values()))[0]
             by_status = _NATIONALITY_BY_STATUS[status]
-            nationality = rng.choices(list(by_status), list(by_status.values()))[0]
+            nationality = concrete_nationality(rng, rng.choices(list(by_status), list(by_status.values()))[0])
         surname = b.names.surname()
         newcomers: list[Resident] = []
         family = None

@@ -26,7 +26,7 @@ from .addresses import Address, AddressBook, OtherAddresses
 from .business import build_ltc, build_tax
 from .households import Member, PlannedHousehold, plan_households
 from .model import HistoryEntry, Household, Population, Resident
-from .names import JapaneseNames, foreign_family, foreign_name
+from .names import JapaneseNames, concrete_nationality, foreign_family, foreign_name
 from .profiles import Profile, get_profile
 
 __all__ = ["DEFAULT_YEAR", "Builder", "generate", "jlis_key", "stream"]
@@ -340,7 +340,7 @@ class Builder:
             else:
                 status = rng.choices(list(_FAMILY_STATUS), list(_FAMILY_STATUS.values()))[0]
             table = _NATIONALITY_BY_STATUS[status]
-            nationality = rng.choices(list(table), list(table.values()))[0]
+            nationality = concrete_nationality(rng, rng.choices(list(table), list(table.values()))[0])
             chosen[i] = ("all", nationality, status)
             count += len(plan.members)
         table = _NATIONALITY_BY_STATUS["日本人の配偶者等"]
@@ -352,7 +352,8 @@ class Builder:
                 continue
             if plan.members[0].sex != "M" or plan.members[1].relationship != "妻":
                 continue
-            chosen[i] = ("wife", rng.choices(list(table), list(table.values()))[0], "日本人の配偶者等")
+            nationality = concrete_nationality(rng, rng.choices(list(table), list(table.values()))[0])
+            chosen[i] = ("wife", nationality, "日本人の配偶者等")
             spouse_target -= 1
         return chosen
 

@@ -13,7 +13,7 @@ import random
 
 from faker import Faker
 
-__all__ = ["ForeignName", "JapaneseNames", "foreign_name"]
+__all__ = ["OTHER_NATIONALITIES", "ForeignName", "JapaneseNames", "concrete_nationality", "foreign_family", "foreign_name"]
 
 Pair = tuple[str, str]
 ForeignName = tuple[str, str, str, str]  # family, given, family kana, given kana
@@ -81,12 +81,24 @@ _AMERICAN_FAMILY = (("SMITH", "スミス"), ("JOHNSON", "ジョンソン"), ("WI
                     ("MILLER", "ミラー"))
 _AMERICAN_GIVEN_M = (("MICHAEL", "マイケル"), ("DAVID", "デイビッド"), ("JAMES", "ジェームズ"), ("DANIEL", "ダニエル"))
 _AMERICAN_GIVEN_F = (("JENNIFER", "ジェニファー"), ("SARAH", "サラ"), ("EMILY", "エミリー"), ("JESSICA", "ジェシカ"))
-_OTHER_FAMILY = (("KHAN", "カーン"), ("SINGH", "シン"), ("PERERA", "ペレラ"), ("SOK", "ソク"), ("MARTIN", "マルタン"),
-                 ("IVANOV", "イワノフ"), ("SRISUK", "シースック"), ("KARIMOV", "カリモフ"))
-_OTHER_GIVEN_M = (("IMRAN", "イムラン"), ("ARJUN", "アルジュン"), ("DAVIT", "ダビット"), ("PIERRE", "ピエール"),
-                  ("SOMCHAI", "ソムチャイ"))
-_OTHER_GIVEN_F = (("FATIMA", "ファティマ"), ("PRIYA", "プリヤ"), ("SOPHEAP", "ソピアップ"), ("CLAIRE", "クレール"),
-                  ("ANNA", "アンナ"))
+# 在留外国人統計's その他 is many countries; each gets its own coherent names.
+_OTHER_COUNTRIES: dict[str, tuple[tuple[Pair, ...], tuple[Pair, ...], tuple[Pair, ...]]] = {
+    "タイ": ((("SRISUK", "シースック"), ("WONGSA", "ウォンサ")), (("SOMCHAI", "ソムチャイ"),), (("SUDA", "スダー"),)),
+    "インド": ((("SINGH", "シン"), ("SHARMA", "シャルマ")), (("ARJUN", "アルジュン"),), (("PRIYA", "プリヤ"),)),
+    "スリランカ": ((("PERERA", "ペレラ"), ("FERNANDO", "フェルナンド")), (("NUWAN", "ヌワン"),), (("DILANI", "ディラニ"),)),
+    "カンボジア": ((("SOK", "ソク"), ("CHAN", "チャン")), (("DARA", "ダラ"),), (("SOPHEAP", "ソピアップ"),)),
+    "パキスタン": ((("KHAN", "カーン"), ("AHMED", "アハメド")), (("IMRAN", "イムラン"),), (("FATIMA", "ファティマ"),)),
+    "ペルー": ((("GARCIA", "ガルシア"), ("HIGA", "ヒガ")), (("JOSE LUIS", "ホセ ルイス"),), (("ROSA", "ロサ"),)),
+    "ウズベキスタン": ((("KARIMOV", "カリモフ"),), (("RUSTAM", "ルスタム"),), (("DILNOZA", "ディルノザ"),)),
+    "英国": ((("TAYLOR", "テイラー"), ("JONES", "ジョーンズ")), (("THOMAS", "トーマス"),), (("EMMA", "エマ"),)),
+}
+OTHER_NATIONALITIES = tuple(_OTHER_COUNTRIES)
+
+
+def concrete_nationality(rng: random.Random, nationality: str) -> str:
+    """A real country for the statistics' その他, so a 住民票 never says "その他"."""
+    return rng.choice(OTHER_NATIONALITIES) if nationality == "その他" else nationality
+
 
 _BY_NATIONALITY: dict[str, tuple[tuple[Pair, ...], tuple[Pair, ...], tuple[Pair, ...]]] = {
     "ベトナム": (_VIETNAMESE_FAMILY, _VIETNAMESE_GIVEN_M, _VIETNAMESE_GIVEN_F),
@@ -99,7 +111,7 @@ _BY_NATIONALITY: dict[str, tuple[tuple[Pair, ...], tuple[Pair, ...], tuple[Pair,
     "ミャンマー": (_MYANMAR_FAMILY, _MYANMAR_GIVEN_M, _MYANMAR_GIVEN_F),
     "台湾": (_TAIWANESE_FAMILY, _TAIWANESE_GIVEN_M, _TAIWANESE_GIVEN_F),
     "米国": (_AMERICAN_FAMILY, _AMERICAN_GIVEN_M, _AMERICAN_GIVEN_F),
-    "その他": (_OTHER_FAMILY, _OTHER_GIVEN_M, _OTHER_GIVEN_F),
+    **_OTHER_COUNTRIES,
 }
 
 
