@@ -23,8 +23,10 @@ from simulator.components.intermediate_server import IntermediateServer
 from simulator.components.jlis import NationalServer, PrefecturalServer
 from simulator.components.municipal_cs import MunicipalCS
 from simulator.components.nws import NwsCore, Organisation
+from simulator.components.office_link import HUBS, LinkedSystem, OfficeLink
 from simulator.components.portal import ResidentPortal
 from simulator.components.registry import Registry
+from simulator.components.relay import RELAY_PROFILES, Relay
 from simulator.components.staff import StaffDirectory
 from simulator.crypto.envelope import MessageSecurity
 from simulator.crypto.pki import CertificateAuthority, Credential, TrustStore
@@ -48,6 +50,10 @@ class MunicipalitySpec:
     name_en: str
     prefecture: str  # "mie"
     query_rows: tuple[tuple[str, str], ...] = ()  # (business, row) pairs this municipality may query under
+    # City-side relay in front of the 中間サーバー: a key of RELAY_PROFILES ("shi_chukan" 札幌, "dc_relay" つくば).
+    relay: str | None = None
+    # 庁内連携 hub and its route table: a key of office_link.HUBS (e.g. "kurashiki_kyotsu_kiban").
+    office_link_hub: str | None = None
     # 住基ネット中間サーバ / 住基GW between 既存住基 and CS (札幌, 飯塚): the two are then never linked directly (GW-001).
     juki_gateway: bool = False
     # How long CS keeps a 送付先情報ファイル after the CMS acknowledged it (CS-016): 000 = 1 business day.
@@ -232,6 +238,9 @@ class World:
             add_staff(cs_staff, "cs-novice", "研修 三郎", {"terminal_user"})  # no CS privilege (CS-010)
             add_staff(registry_staff, "dept-head", "市民課長 四郎", {"department_head"})  # 所属長 (JUKI-003)
             gateway = f"{m.key}.juki_gateway" if m.juki_gateway else None
+            hub_profile = HUBS[m.office_link_hub] if m.office_link_hub else None
+            hub = f"{m.key}.office_link" if hub_profile else None
+            relay = f"{m.key}.relay" if m.relay else None
             self.components[registry] = Registry(
                 registry,
                 db,
@@ -241,6 +250,8 @@ class World:
                 cs_party=gateway or cs,
                 atena_party=atena,
                 staff=registry_staff,
+                office_link_party=hub,
+                replica_party=hub if hub_profile is not None and hub_profile.replica_via_hub else None,
                 boundary_party=cs if gateway else None,
                 business_systems=frozenset({f"{m.key}.tax", f"{m.key}.ltc"}),
             )
@@ -279,20 +290,60 @@ class World:
                     business=business,
                     atena_party=atena,
                     replica_item=item,
+                    office_link_party=hub,
+                    office_link_control="RENKEI-008" if hub_profile and hub_profile.standard_platform else "RENKEI-001",
                 )
                 businesses[party] = business
                 link(party, atena, "office_lan")
+            atena_staff = StaffDirectory(db, atena)
+            add_staff(atena_staff, "kaigo-a", "介護 一子", {"atena_user", "dept:kaigo_hoken"})
+            add_staff(atena_staff, "kaigo-b", "介護 二郎", {"dept:kaigo_hoken"})  # no 宛名 privilege (ATENA-002)
+            add_staff(atena_staff, "gesui-a", "下水 三郎", {"atena_user", "dept:gesuido"})  # not a 番号法 department
+            if hub is not None and hub_profile is not None and hub_profile.replica_via_hub:
+                businesses[hub] = "resident_register"  # 札幌: the 副本 record reaches 宛名 through 個人基本
             self.components[atena] = Atena(
                 atena,
                 db,
                 security(atena, m.key),
                 self.directory,
                 tenant=m.key,
-                intermediate_server=chukan,
+                intermediate_server=relay or chukan,
                 registry_party=registry,
                 business_systems=businesses,
+                staff=atena_staff,
             )
             link(registry, atena, "office_lan")
+            if hub is not None and hub_profile is not None:
+                office_staff = StaffDirectory(db, hub)
+                add_staff(office_staff, "renkei-a", "連携 一郎", {"office_transfer"})
+                add_staff(office_staff, "renkei-b", "連携 二郎", set())  # no transfer privilege (RENKEI-005)
+                self.components[hub] = OfficeLink(
+                    hub,
+                    db,
+                    security(hub, m.key),
+                    self.directory,
+                    profile=hub_profile,
+                    municipality=m.key,
+                    registry_party=registry,
+                    atena_party=atena,
+                    staff=office_staff,
+                )
+                link(registry, hub, "office_lan")
+                if hub_profile.replica_via_hub:
+                    link(hub, atena, "office_lan")
+                for key in sorted({r.destination for r in hub_profile.routes} | {"sewer"}):
+                    party = f"{m.key}.{key}"
+                    if party not in self.components:
+                        self.components[party] = LinkedSystem(
+                            party,
+                            db,
+                            security(party, m.key),
+                            self.directory,
+                            key=key,
+                            hub=hub,
+                            bypass_control="RENKEI-008" if hub_profile.standard_platform else "RENKEI-001",
+                        )
+                    link(hub, party, "office_lan")
             platform_db = self._store(f"platform.{m.key}")
             chukan_staff = StaffDirectory(platform_db, chukan)
             add_staff(chukan_staff, "reviewer", "審査 一郎", {"auto_reply_reviewer", "replica_viewer"})
@@ -306,14 +357,29 @@ class World:
                 self.directory,
                 tenant=m.key,
                 org_kind="municipality",
-                atena_party=atena,
+                # With a relay, the relay is the platform's only city-side peer (RELAY-001).
+                atena_party=relay or atena,
                 nws_party="nws.core",
                 permission_list=self.spec.permission_list,
                 query_rows={b: {r for b2, r in m.query_rows if b2 == b} for b, _ in m.query_rows},
                 data_key=self._key(f"platform.{m.key}.replica"),
                 staff=chukan_staff,
             )
-            link(atena, chukan, "lgwan")
+            if relay is not None and m.relay is not None:
+                relay_profile = RELAY_PROFILES[m.relay]
+                self.components[relay] = Relay(
+                    relay,
+                    db,
+                    security(relay, m.key),
+                    self.directory,
+                    profile=relay_profile,
+                    city_party=atena,
+                    platform_party=chukan,
+                )
+                link(atena, relay, relay_profile.city_network)
+                link(relay, chukan, relay_profile.platform_network)
+            else:
+                link(atena, chukan, "lgwan")
             link(chukan, "nws.core", "lgwan")
             organisations.append(Organisation(m.key, "municipality", chukan, m.name_ja))
         organisations.append(Organisation("portal", "portal", "portal", "マイナポータル"))

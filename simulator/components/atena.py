@@ -8,19 +8,48 @@ subject of an NWS exchange only once their 符号 is obtained (ATENA-005). It mu
 
 from __future__ import annotations
 
+import json
 import secrets
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from cryptography import x509
 
 from simulator.components.base import Component, Directory, Link, Result
+from simulator.components.staff import StaffDirectory, StaffSession
 from simulator.crypto.envelope import MessageSecurity
 from simulator.errors import RefusalCode
 from simulator.identifiers import IdentifierError, validate_my_number
 from simulator.model.envelope import Envelope, MessageType
 
-__all__ = ["Atena"]
+__all__ = ["ATENA_ITEMS", "DEPARTMENTS", "Atena"]
+
+#: What the 宛名 system may hold (ATENA-003): 個人番号, 宛名情報 (4情報, 世帯, 住登外 data), nothing of any business.
+ATENA_ITEMS = frozenset(
+    {"my_number", "name", "name_kana", "birth_date", "sex", "address", "postal_code", "household_id", "relationship",
+     "status", "non_resident", "domicile_address"}
+)  # fmt: skip
+#: Departments known to the 宛名 system: (id, name, performs 番号法 事務). Users carry "dept:<id>" (ATENA-002).
+DEPARTMENTS = (
+    ("kaigo_hoken", "介護保険課", True),
+    ("shiminzei", "市民税課", True),
+    ("shimin", "市民課", True),
+    ("kokuho", "国民健康保険課", True),
+    ("gesuido", "下水道課", False),
+    ("soumu", "総務課", False),
+)
+_WILDCARDS = set("*%?_")
+_LINKAGE_CODE_KEYS = {"linkage_code", "fugo"}
+
+
+def _nested_keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _nested_keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _nested_keys(v)}
+    return set()
 
 
 class Atena(Component):
@@ -38,6 +67,7 @@ class Atena(Component):
         intermediate_server: str,
         registry_party: str,
         business_systems: dict[str, str],
+        staff: StaffDirectory | None = None,
     ) -> None:
         """``business_systems`` maps each registered 番号法 system's party id to its business key."""
         super().__init__(party, conn, security, directory)
@@ -45,6 +75,7 @@ class Atena(Component):
         self.intermediate_server = intermediate_server
         self.registry_party = registry_party
         self.business_systems = dict(business_systems)
+        self.staff = staff
         conn.executescript(
             """
             CREATE TABLE IF NOT EXISTS atena_persons (
@@ -58,7 +89,13 @@ class Atena(Component):
             CREATE TABLE IF NOT EXISTS atena_queries (
                 query_id TEXT PRIMARY KEY, business_party TEXT NOT NULL, business_atena_number TEXT NOT NULL,
                 opened_at TEXT NOT NULL, closed_at TEXT);
+            CREATE TABLE IF NOT EXISTS atena_departments (
+                department TEXT PRIMARY KEY, name_ja TEXT NOT NULL, number_act_business INTEGER NOT NULL);
             """
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO atena_departments (department, name_ja, number_act_business) VALUES (?,?,?)",
+            [(d, n, int(b)) for d, n, b in DEPARTMENTS],
         )
         self._handlers = {
             MessageType.ATENA_REGISTER: self._on_register,
@@ -101,6 +138,24 @@ class Atena(Component):
         business = self._registered(env, result, now)
         data = self.unseal(env)
         business_atena_number = str(env.body.get("business_atena_number", ""))
+        beyond = sorted(set(data) - ATENA_ITEMS)
+        if beyond:
+            raise self.refuse(
+                RefusalCode.FIELD_NOT_ALLOWED,
+                "ATENA-003",
+                f"宛名システムは宛名管理に必要な項目のみ保有します。業務の項目は登録できません: {', '.join(beyond)}",
+                f"the addressee system holds addressee items only; business items are refused: {', '.join(beyond)}",
+                field=beyond[0],
+            )
+        self.allow(
+            result,
+            "ATENA-003",
+            now,
+            "宛名管理に必要な項目（宛名情報・個人番号・既存システム利用番号）のみを登録します",
+            "only addressee items (宛名情報, My Number, the system's own number) are stored",
+            env.correlation_id,
+            items=sorted(data),
+        )
         try:
             my_number = validate_my_number(str(data.get("my_number", "")))
         except IdentifierError as exc:
@@ -189,13 +244,23 @@ class Atena(Component):
         business = self._registered(env, result, now)
         atena_number = self._atena_number_for(business, str(env.body.get("business_atena_number", "")))
         if atena_number is None:
+            # Nothing leaves towards the 中間サーバー without a 団体内統合宛名番号 (RELAY-004 T−2).
             raise self.refuse(
                 RefusalCode.NOT_FOUND,
-                "ATENA-006",
-                "宛名番号に対応する団体内統合宛名番号がありません",
-                "no unified addressee number for this business addressee number",
+                "RELAY-004",
+                "宛名番号に対応する団体内統合宛名番号がないため、中間サーバーへ送信できません",
+                "no unified addressee number for this business addressee number; nothing is sent on",
                 field="business_atena_number",
             )
+        self.allow(
+            result,
+            "RELAY-004",
+            now,
+            "業務の宛名番号を団体内統合宛名番号に変換して送信します",
+            "the business addressee number is replaced by the unified addressee number on the way out",
+            env.correlation_id,
+            business=business,
+        )
         record = self.unseal(env).get("record")
         # Forward only the 副本 record, re-keyed to the unified number and re-sealed for the 中間サーバー.
         self.send(
@@ -330,6 +395,16 @@ class Atena(Component):
             )
         self.conn.execute("UPDATE atena_queries SET closed_at = ? WHERE query_id = ?", (now.isoformat(), query_id))
         result = Result()
+        personal = self.unseal(env) if env.sealed else None
+        carried = sorted((set(env.body) | set(personal or {}) | _nested_keys(personal)) & _LINKAGE_CODE_KEYS)
+        if carried:
+            raise self.refuse(
+                RefusalCode.FIELD_NOT_ALLOWED,
+                "RELAY-004",
+                "符号を含む照会結果は業務システムへ渡せません。遮断しました",
+                "a result carrying a linkage code (符号) is blocked before it reaches the business system",
+                field=carried[0],
+            )
         body = {k: v for k, v in env.body.items() if k != "atena_number"}
         # Results go back keyed by the business system's own number, never the unified number (RELAY-004).
         self.send(
@@ -338,10 +413,134 @@ class Atena(Component):
             str(row[0]),
             now,
             body={**body, "business_atena_number": row[1]},
-            personal=self.unseal(env) if env.sealed else None,
+            personal=personal,
             correlation_id=env.correlation_id,
         )
+        self.allow(
+            result,
+            "RELAY-004",
+            now,
+            "照会結果を業務システム自身の宛名番号で返しました（団体内統合宛名番号・符号は含みません）",
+            "the result went back under the business system's own number, without the unified number or a 符号",
+            env.correlation_id,
+            business_party=str(row[0]),
+        )
         return result
+
+    # -- staff use of the 宛名 system (ATENA-002) and lookups (ATENA-006) --------------------------------
+
+    def _authorise_user(self, session: StaffSession, result: Result, now: datetime) -> None:
+        if self.staff is None:
+            raise self.refuse(
+                RefusalCode.NOT_AUTHENTICATED,
+                "ATENA-002",
+                "この宛名システムには職員の利用者が登録されていません",
+                "this addressee system has no staff users",
+                field="session",
+            )
+        self.staff.require(session, "atena_user", "ATENA-002", "宛名システムの利用", "use the addressee system")
+        row = self.conn.execute(
+            "SELECT roles FROM staff WHERE component = ? AND user_id = ?", (self.party, session.user_id)
+        ).fetchone()
+        departments = [r.removeprefix("dept:") for r in json.loads(row[0]) if r.startswith("dept:")]
+        allowed = [
+            d
+            for d in departments
+            if self.conn.execute(
+                "SELECT 1 FROM atena_departments WHERE department = ? AND number_act_business = 1", (d,)
+            ).fetchone()
+        ]
+        if not allowed:
+            raise self.refuse(
+                RefusalCode.ROLE_MISSING,
+                "ATENA-002",
+                "所属部署が番号法に定める事務を行う部署ではないため、宛名システムは利用できません",
+                "the user's department does not perform My Number Act business; the addressee system is refused",
+                field="department",
+            )
+        self.allow(
+            result,
+            "ATENA-002",
+            now,
+            "番号法の事務を行う部署で、宛名システムの権限を付与された職員です",
+            "the user belongs to a My Number Act department and holds the addressee privilege",
+            None,
+            user=session.user_id,
+            department=allowed[0],
+        )
+
+    def _find(self, key: Mapping[str, Any]) -> str:
+        values = {k: str(v) for k, v in key.items() if v is not None}
+        if any(set(v) & _WILDCARDS for v in values.values()):
+            raise self.refuse(
+                RefusalCode.SEARCH_TOO_BROAD,
+                "ATENA-006",
+                "ワイルドカードによる検索はできません。個人番号または業務の宛名番号の完全一致で検索してください",
+                "wildcard lookups are refused; look up by the exact My Number or business number",
+                field=next(k for k, v in values.items() if set(v) & _WILDCARDS),
+            )
+        if "my_number" in values:
+            try:
+                my_number = validate_my_number(values["my_number"])
+            except IdentifierError as exc:
+                raise self.refuse(
+                    RefusalCode.SEARCH_TOO_BROAD,
+                    "ATENA-006",
+                    f"個人番号の一部による検索はできません（{exc.rule}）",
+                    f"a partial or malformed My Number is not a lookup key ({exc.rule})",
+                    field="my_number",
+                ) from None
+            row = self.conn.execute(
+                "SELECT atena_number FROM atena_persons WHERE my_number = ?", (my_number,)
+            ).fetchone()
+        elif values.get("business") and values.get("business_atena_number"):
+            row = self.conn.execute(
+                "SELECT atena_number FROM atena_business_links WHERE business = ? AND business_atena_number = ?",
+                (values["business"], values["business_atena_number"]),
+            ).fetchone()
+        else:
+            raise self.refuse(
+                RefusalCode.SEARCH_TOO_BROAD,
+                "ATENA-006",
+                "検索キーが不足しています（個人番号、または業務と宛名番号）",
+                "a lookup needs the My Number, or a business and its addressee number",
+                field="key",
+            )
+        if row is None:
+            raise self.refuse(
+                RefusalCode.NOT_FOUND,
+                "ATENA-006",
+                "該当する団体内統合宛名番号はありません",
+                "no unified addressee number for this key",
+                field="key",
+            )
+        return str(row[0])
+
+    def lookup(self, session: StaffSession, key: Mapping[str, Any], now: datetime) -> Result:
+        """A staff lookup of the 統合宛名番号 and 宛名 data, by exact 個人番号 or business number only."""
+
+        def act(result: Result) -> None:
+            self._authorise_user(session, result, now)
+            atena_number = self._find(key)
+            person = self.conn.execute(
+                "SELECT name, name_kana, birth_date, sex, address FROM atena_persons WHERE atena_number = ?",
+                (atena_number,),
+            ).fetchone()
+            self.allow(
+                result,
+                "ATENA-006",
+                now,
+                "完全一致の検索キーで団体内統合宛名番号を特定し、その者の宛名情報のみを返しました",
+                "the exact key found one unified number; only that person's addressee data is returned",
+                None,
+                key=sorted(k for k in key if k != "business_atena_number") or ["business_atena_number"],
+            )
+            result.value = {
+                "atena_number": atena_number,
+                **dict(zip(("name", "name_kana", "birth_date", "sex", "address"), person, strict=True)),
+            }
+
+        return self.command(now, None, act)
 
     def code_status(self, my_number: str) -> str | None:
         row = self.conn.execute("SELECT code_status FROM atena_persons WHERE my_number = ?", (my_number,)).fetchone()

@@ -16,6 +16,7 @@ from typing import Any
 from cryptography import x509
 
 from simulator.components.base import Component, Directory, Link, Result
+from simulator.components.office_link import receive_transfer, transfer_table_ddl
 from simulator.crypto.envelope import MessageSecurity
 from simulator.model.envelope import Envelope, MessageType
 from simulator.model.replica import validate_replica
@@ -37,11 +38,16 @@ class BusinessSystem(Component):
         business: str,
         atena_party: str,
         replica_item: str | None,
+        office_link_party: str | None = None,
+        office_link_control: str = "RENKEI-001",
     ) -> None:
         super().__init__(party, conn, security, directory)
         self.business = business
         self.atena_party = atena_party
         self.replica_item = replica_item
+        # 移転 arrive only from the municipality's 庁内連携 hub (RENKEI-001; 札幌's 連携基盤, RENKEI-008).
+        self.office_link_party = office_link_party
+        self.office_link_control = office_link_control
         self.name_ja = {"tax": "税務システム", "ltc": "介護保険システム"}.get(business, "業務システム")
         self.name_en = {"tax": "tax system", "ltc": "long-term care insurance system"}.get(business, "business system")
         self.table = f"business_{business}"
@@ -56,9 +62,11 @@ class BusinessSystem(Component):
                 status TEXT NOT NULL, answer TEXT, answered_at TEXT);
             """
         )
+        conn.execute(transfer_table_ddl(f"{self.table}_office_transfers"))
         self._handlers = {
             MessageType.ATENA_REGISTERED: self._on_registered,
             MessageType.BUSINESS_ANSWER: self._on_answer,
+            MessageType.OFFICE_TRANSFER: self._on_office_transfer,
         }
 
     def register(
@@ -162,6 +170,17 @@ class BusinessSystem(Component):
     def _on_registered(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
         self.require_sender(env, {self.atena_party}, "ATENA-006", "宛名登録結果")
         return Result()
+
+    def _on_office_transfer(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
+        return receive_transfer(
+            self,
+            env,
+            now,
+            hub=self.office_link_party,
+            table=f"{self.table}_office_transfers",
+            number_use=True,
+            bypass_control=self.office_link_control,
+        )
 
     def _on_answer(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
         self.require_sender(env, {self.atena_party}, "RELAY-004", "照会結果")

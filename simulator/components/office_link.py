@@ -65,7 +65,7 @@ class Route:
     approved_by: str  # the data owner who judged the legal basis
     confirmed_by: str | None = None  # 001: the 情報主管課長's check; None where the profile needs none
     needs_confirmation: bool = False
-    min_age: int | None = None  # target set: persons of at least this age (介護保険 被保険者: 40)
+    min_age: int | None = None  # target set: persons of at least this age (介護保険 第1号被保険者: 65)
     method: str = "online"  # "online" or "file" (001: the registered method)
 
 
@@ -211,7 +211,8 @@ HUBS: dict[str, HubProfile] = {
                 ("my_number", "name_kana", "household_id", *_BASIC),
                 "daily",
                 "市民課",
-                min_age=40,
+                # 第1号被保険者 (65+) follow the 住民票; 第2号 become subjects only on an 認定 application.
+                min_age=65,
                 method="file",
             ),
             Route("R-26", "welfare", "生活福祉課", "26", "倉敷市個人番号利用条例", _NUMBER, "on_request", "介護保険課"),

@@ -206,6 +206,8 @@ class Registry(Component):
         staff: StaffDirectory,
         boundary_party: str | None = None,
         business_systems: frozenset[str] = frozenset(),
+        office_link_party: str | None = None,
+        replica_party: str | None = None,
     ) -> None:
         super().__init__(party, conn, security, directory)
         self.municipality = municipality
@@ -215,6 +217,10 @@ class Registry(Component):
         self.boundary_party = boundary_party
         self.business_systems = business_systems
         self.atena_party = atena_party
+        # 庁内連携 hub that receives every committed change (RENKEI-006), and where the 副本 record goes first
+        # (札幌: 個人基本 → 宛名, RENKEI-007); both default to the direct path.
+        self.office_link_party = office_link_party
+        self.replica_party = replica_party or atena_party
         self.staff = staff
         ensure_schema(conn, _DDL)
         self._handlers[MessageType.MY_NUMBER_ISSUED] = self._on_my_number_issued
@@ -757,7 +763,7 @@ class Registry(Component):
             personal={k: resident[k] for k in _ATENA_ITEMS}, correlation_id=change_id,
         )
         self.send(
-            result, MessageType.REPLICA_UPDATE, self.atena_party, now,
+            result, MessageType.REPLICA_UPDATE, self.replica_party, now,
             body={
                 "business": "resident_register",
                 "business_atena_number": atena_number,
@@ -766,6 +772,28 @@ class Registry(Component):
                 "auto_reply_disabled": bool(resident["protective_measure"]),
             },
             personal={"record": {k: resident[k] for k in REPLICA_ITEMS}}, correlation_id=change_id,
+        )
+        if self.office_link_party is not None:
+            self._emit_office_change(result, change_id, change_type, resident, now, initial_load=initial_load)
+
+    def _emit_office_change(
+        self, result: Result, change_id: str, change_type: str, resident: Mapping[str, Any], now: datetime, *,
+        initial_load: bool,
+    ) -> None:
+        """異動データ to the 庁内連携 hub, numbered so the hub can see a gap or a reordering (RENKEI-006)."""
+        self.conn.execute(
+            "INSERT INTO registry_counters (name, value) VALUES ('office_link', 1)"
+            " ON CONFLICT(name) DO UPDATE SET value = value + 1"
+        )
+        seq = int(self.conn.execute("SELECT value FROM registry_counters WHERE name = 'office_link'").fetchone()[0])
+        record = {k: resident[k] for k in (*_ATENA_ITEMS, "relationship")}
+        record.update(change_type=change_type, change_date=resident["last_change_date"])
+        assert self.office_link_party is not None
+        self.send(
+            result, MessageType.OFFICE_CHANGE, self.office_link_party, now,
+            body={"seq": seq, "business_atena_number": resident["business_atena_number"], "change_type": change_type,
+                  "committed_at": now.isoformat(), "initial_load": initial_load},
+            personal={"record": record}, correlation_id=change_id,
         )
 
     def _emit_identity(

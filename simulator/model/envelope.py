@@ -40,6 +40,9 @@ class MessageType(StrEnum):
     BUSINESS_ANSWER = "atena.business_answer"
     CODE_REQUEST = "atena.code_request"  # 宛名 → 中間サーバー: 符号取得依頼
     CODE_STATUS = "atena.code_status"
+    OFFICE_CHANGE = "office.change"  # 既存住基 → 庁内連携: 異動データ with a per-source sequence number
+    OFFICE_TRANSFER = "office.transfer"  # 庁内連携 → 連携先システム: one 移転 along an approved route
+    OFFICE_REQUEST = "office.request"  # 連携先システム → 庁内連携: 提供依頼 (on-request 移転)
     # 番号制度 (中間サーバー ↔ NWS)
     SERIAL_REQUEST = "nws.serial_request"  # 処理通番の発行依頼
     SERIAL_ISSUED = "nws.serial_issued"

@@ -7,7 +7,7 @@ This module must never build a world itself; it only plans one (the runner build
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from simulator.verify.scenario import Scenario
 from simulator.world import MunicipalitySpec
@@ -26,6 +26,18 @@ MUNICIPALITIES: dict[str, MunicipalitySpec] = {
     ),
     "kurashiki": MunicipalitySpec("kurashiki", "倉敷市", "Kurashiki", "okayama", (("ltc", "93"), ("ltc", "94"))),
 }
+
+#: 庁内連携 hubs (catalogue §D: route tables in simulator.components.office_link.HUBS) and the city-side relays in
+#: front of the 中間サーバー (札幌's システム基盤(市中間サーバ), つくば's DC relay with two VPN legs).
+_LINKAGE_TOPOLOGY: dict[str, tuple[str, str | None]] = {
+    "kuwana": ("kuwana_renkei", None),
+    "tsukuba": ("tsukuba_renkei", "dc_relay"),
+    "sapporo": ("sapporo_kojin_kihon", "shi_chukan"),
+    "iizuka": ("iizuka_renkei", None),
+    "kurashiki": ("kurashiki_kyotsu_kiban", None),
+}
+for _key, (_hub, _relay) in _LINKAGE_TOPOLOGY.items():
+    MUNICIPALITIES[_key] = replace(MUNICIPALITIES[_key], office_link_hub=_hub, relay=_relay)
 
 #: profile → (provider municipality, requester municipality). A 住基 profile provides 住民票関係情報 to a
 #: requester that queries it; Tsukuba (住民税) and Kurashiki (介護保険) are requesters of their own rows.
