@@ -3,7 +3,7 @@
 Public API (documented in docs/population.md):
     generate(profile, size, seed) -> Population           build in memory
     write(profile, size, seed, path) -> list[Check]        build, validate and write SQLite atomically
-    load_residents(path) -> Iterator[Resident]             read back
+    load_residents(path) -> Iterator[Resident]             read back (also load_households, load_events)
     validate_path(path) -> list[Check]; ensure_valid(checks)
     export(path, out_dir, "jsonl" | "csv")
 This package must never re-implement an identifier formula: simulator.identifiers is the one implementation.
@@ -18,7 +18,7 @@ from pathlib import Path
 from .generator import DEFAULT_YEAR, Progress, generate, jlis_key
 from .model import Event, HistoryEntry, Household, LtcRecord, Population, Resident, TaxRecord
 from .profiles import PROFILES, Profile, get_profile
-from .storage import check_output_path, export, load_residents, write_population
+from .storage import check_output_path, export, load_events, load_households, load_residents, write_population
 from .validation import Check, ValidationFailed, ensure_valid, validate_connection, validate_path
 
 __all__ = [
@@ -40,6 +40,8 @@ __all__ = [
     "generate",
     "get_profile",
     "jlis_key",
+    "load_events",
+    "load_households",
     "load_residents",
     "validate_connection",
     "validate_path",

@@ -20,9 +20,18 @@ from typing import Any
 from simulator.errors import InputError
 from simulator.store.db import connect, ensure_schema, transaction
 
-from .model import Population, Resident
+from .model import Event, Household, Population, Resident
 
-__all__ = ["SCHEMA", "TABLES", "check_output_path", "export", "load_residents", "write_population"]
+__all__ = [
+    "SCHEMA",
+    "TABLES",
+    "check_output_path",
+    "export",
+    "load_events",
+    "load_households",
+    "load_residents",
+    "write_population",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -220,6 +229,35 @@ def load_residents(path: Path | str, *, include_removed: bool = False) -> Iterat
             values = list(row)
             values[17] = bool(values[17])
             yield Resident(*values)
+
+
+def load_events(path: Path | str) -> Iterator[Event]:
+    """The year's 届出 of a population file in replay order (event_id)."""
+    with closing(_open_readonly(path)) as conn:
+        for event_id, event_date, effective, kind, household_id, person_ids, data in conn.execute(
+            "SELECT event_id, event_date, effective_date, event_type, household_id, person_ids, data "
+            "FROM events ORDER BY event_id"
+        ):
+            yield Event(event_id, event_date, effective, kind, household_id, json.loads(person_ids), json.loads(data))
+
+
+def load_households(path: Path | str, *, include_removed: bool = False) -> Iterator[Household]:
+    """世帯 of a population file in household_id order, with their members (active ones unless asked)."""
+    with closing(_open_readonly(path)) as conn:
+        status = "" if include_removed else " AND r.status = 'active'"
+        members: dict[int, list[int]] = {}
+        for hid, pid in conn.execute(
+            f"SELECT r.household_id, r.person_id FROM residents r WHERE 1 = 1{status} ORDER BY r.person_id"
+        ):
+            members.setdefault(hid, []).append(pid)
+        where = "" if include_removed else " WHERE status = 'active'"
+        for row in conn.execute(
+            "SELECT household_id, household_type, head_person_id, postal_code, jis_code, prefecture, city, town, "
+            f"town_kana, banchi, katagaki, status FROM households{where} ORDER BY household_id"
+        ):
+            hid, kind, head, postal, jis, pref, city, town, kana, banchi, katagaki, hh_status = row
+            yield Household(hid, kind, head, members.get(hid, []), postal, jis, pref, city, town, kana, banchi,
+                            katagaki, hh_status)
 
 
 def export(path: Path | str, out_dir: Path | str, fmt: str) -> list[Path]:

@@ -24,6 +24,17 @@ def test_load_residents_round_trips(sample_path: Path, sample_population: sd.Pop
     assert len(everyone) == len(sample_population.residents)
 
 
+def test_households_and_events_load_back(sample_path: Path, sample_population: sd.Population) -> None:
+    households = list(sd.load_households(sample_path))
+    active = [h for h in sample_population.households if h.status == "active"]
+    assert len(households) == len(active)
+    assert households[0].address == active[0].address
+    assert sum(len(h.members) for h in households) == 20_000
+    events = list(sd.load_events(sample_path))
+    assert [e.event_id for e in events] == [e.event_id for e in sample_population.events]
+    assert events[-1].data == sample_population.events[-1].data
+
+
 def test_the_api_refuses_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="profile"):
         sd.generate("osaka", 10, 1)
