@@ -387,3 +387,11 @@ def _consistency_check(ctx: ScenarioContext, record: StepRecord, p: dict[str, An
         server = found
     uploader = str(p.get("as_cs", cs.party))
     _drive(ctx, record, lambda now: server.consistency_check(uploader, rows, now))
+
+
+@step("send_as")
+def _send_as(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """The generic `send`, with `{provider}` / `{requester}` in `from` and `to`, so one file fits every profile."""
+    from simulator.verify.steps import STEPS
+
+    STEPS["send"](ctx, record, {**p, "from": _resolve(ctx, p["from"]), "to": _resolve(ctx, p["to"])})
