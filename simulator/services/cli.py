@@ -80,7 +80,7 @@ def serve(
         if not selected or spec.name in selected:
             table.add_row(spec.name, spec.url, ", ".join(spec.parties))
     console.print(table)
-    console.print(f"OpenAPI: {{url}}/docs ・ {{url}}/openapi.json　データ: {data}")
+    console.print(f"OpenAPI: <url>/docs ・ <url>/openapi.json　データ / data: {data}")
 
     def announce(pids: dict[str, int]) -> None:
         console.print(f"[green]準備完了 / ready[/] ({len(pids)} services). Ctrl-C で停止 / to stop")

@@ -47,7 +47,7 @@ class RunSettings:
     topology: Topology
     services: list[str] = field(default_factory=list)  # empty: every service of the topology
     drain_timeout: float = 30.0
-    quiet_period: float = 0.5
+    quiet_period: float = 1.0
     log_level: str = "warning"
 
     def selected(self) -> list[str]:
@@ -161,12 +161,15 @@ class Host:
         loop = asyncio.get_running_loop()
         for ctx in self.contexts:
             ctx.draining = True
-        deadline = loop.time() + self.settings.drain_timeout
+        stopped_at = loop.time()
+        deadline = stopped_at + self.settings.drain_timeout
         while loop.time() < deadline and not self.force:
             now = loop.time()
+            # Quiet since the stop as well: a peer in another process may still be working on an exchange that
+            # will reach this service in a moment, even if nothing has arrived here yet.
             if all(
                 ctx.sender is not None and ctx.sender.idle() and ctx.in_flight == 0
-                and now - ctx.last_message >= self.settings.quiet_period
+                and now - max(ctx.last_message, stopped_at) >= self.settings.quiet_period
                 for ctx in self.contexts
             ):
                 return
