@@ -14,6 +14,7 @@ from rich.console import Console
 
 from simulator.controls.cli import app as controls_app
 from simulator.i18n import Lang
+from simulator.training.cli import explain_command, trace_app
 from simulator.verify.cli import verify_command
 from synthetic_data.cli import app as population_app
 
@@ -28,6 +29,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(controls_app, name="controls", help="技術的対策カタログ / the control catalogue")
 app.add_typer(population_app, name="population", help="合成住民の生成と検証 / synthetic residents")
 app.command("verify")(verify_command)
+app.command("explain")(explain_command)
+app.add_typer(trace_app, name="trace", help="実行の記録（トレース） / traces of runs")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = PROJECT_ROOT / "var" / "demo"
@@ -50,13 +53,18 @@ def demo(
     data: Annotated[Path, typer.Option("--data", help="データディレクトリ / data directory")] = DEFAULT_DATA,
     size: Annotated[int, typer.Option("--size", help="住民数 / residents in the world", min=40)] = 1000,
     lang: LangOption = "ja",
+    trace: Annotated[
+        Path | None, typer.Option("--trace", help="全経路をJSONLに記録 / write every hop to a trace")
+    ] = None,
 ) -> None:
     """2団体・J-LIS・中間サーバー・NWSの小さな世界で主要な流れを実行し、情報照会の各経路を表示します。"""
     from simulator.demo import run_demo
 
     console = Console()
-    run = run_demo(data, _lang(lang), size, console)
+    run = run_demo(data, _lang(lang), size, console, trace=trace)
     run.world.close()
+    if trace is not None:
+        console.print(f"trace: {trace}  (jukisim trace view {trace} --out page.html)")
 
 
 @audit_app.command("verify")

@@ -35,7 +35,7 @@ DEMO_START = datetime(2026, 11, 24, 9, 0, tzinfo=JST)
 PROVIDER, REQUESTER = "kuwana", "kurashiki"
 DEMO_MUNICIPALITIES = (
     MunicipalitySpec("kuwana", "桑名市", "Kuwana", "mie", (("tax", "48"),)),
-    MunicipalitySpec("kurashiki", "倉敷市", "Kurashiki", "okayama", (("ltc", "93"), ("ltc", "94"))),
+    MunicipalitySpec("kurashiki", "倉敷市", "Kurashiki", "okayama", (("ltc", "93"), ("ltc", "94")), table="beppyo_2"),
 )
 
 
@@ -58,6 +58,7 @@ def setup_world(
     seed: int = 20261124,
     on_hop: Callable[[Hop, Outgoing], None] | None = None,
     municipalities: tuple[MunicipalitySpec, ...] = DEMO_MUNICIPALITIES,
+    on_local: Callable[[Hop], None] | None = None,
 ) -> DemoRun:
     """Build a world and bring every resident into the linkage path (宛名, 符号, 副本).
 
@@ -65,7 +66,7 @@ def setup_world(
     who moved from the first to the second (the demo's 情報照会 asks about them).
     """
     world = World.create(data_dir, WorldSpec(municipalities=municipalities, start=DEMO_START))
-    driver = InProcessDriver(world, DEMO_START, on_hop=on_hop)
+    driver = InProcessDriver(world, DEMO_START, on_hop=on_hop, on_local=on_local)
     population = demo_population(size, seed, [m.key for m in municipalities])
     population.save(Path(data_dir) / "population.json")
     run = DemoRun(world, driver, population)
@@ -121,11 +122,28 @@ def _query(run: DemoRun, person: dict[str, Any], row: str, items: list[str]) -> 
     return str(started.value), hops
 
 
-def run_flows(run: DemoRun) -> DemoRun:
+FLOW_TITLES = {
+    "change": ("異動（転居）", "change of address"),
+    "birth": ("出生", "birth"),
+    "query": ("情報照会（自動応答）", "query answered automatically"),
+    "held": ("自動応答不可フラグによる保留と送信", "held by the auto-reply-disabled flag, then released"),
+    "refused": ("照会許可用照合リストにない照会", "a query not on the list"),
+    "portal": ("マイナポータル", "resident portal"),
+}
+
+
+def run_flows(run: DemoRun, mark: Callable[[str, str, str], None] | None = None) -> DemoRun:
+    """The demo's flows in order. ``mark(flow, title_ja, title_en)`` is called before each (trace sections)."""
     world, driver, pop = run.world, run.driver, run.population
     mover = pop.movers[0]
+
+    def section(key: str) -> None:
+        if mark is not None:
+            mark(key, *FLOW_TITLES[key])
+
     # 異動: a 転居 inside Kuwana, through 既存住基 → 市町村CS → 都道府県サーバ → 全国サーバ.
     someone = next(r for r in pop.residents[PROVIDER] if r["status"] == "active")
+    section("change")
     run.sections["change"] = _four_eyes(
         run,
         PROVIDER,
@@ -139,6 +157,7 @@ def run_flows(run: DemoRun) -> DemoRun:
     )
     # 出生: a newborn in Kurashiki gets a 住民票コード and a 個人番号, then a 符号.
     parent = next(r for r in pop.residents[REQUESTER] if r["status"] == "active" and r["is_head"])
+    section("birth")
     run.sections["birth"] = _four_eyes(
         run,
         REQUESTER,
@@ -154,11 +173,13 @@ def run_flows(run: DemoRun) -> DemoRun:
         },
     )
     # 情報照会: Kurashiki's 介護保険 asks Kuwana for the mover's 地方税関係情報 and 住民票関係情報 (row 94).
+    section("query")
     query_id, hops = _query(run, mover, "94", ["local_tax_info", "resident_info"])
     run.sections["query"] = hops
     run.facts["query"] = world.business(REQUESTER, "ltc").answer(query_id)
     # The same query for a person under 支援措置: held by the 自動応答不可フラグ until a reviewer releases it.
     protected = pop.protected_movers[0]
+    section("held")
     held_id, hops = _query(run, protected, "94", ["resident_info"])
     chukan = world.intermediate(PROVIDER)
     reviewer = chukan.staff.authenticate("reviewer", DEMO_PASSWORD)
@@ -168,10 +189,12 @@ def run_flows(run: DemoRun) -> DemoRun:
     run.sections["held"] = hops + more
     run.facts["held"] = world.business(REQUESTER, "ltc").answer(held_id)
     # A query NWS must refuse: an item row 94 does not list.
+    section("refused")
     refused_id, hops = _query(run, mover, "94", ["health_insurance_info"])
     run.sections["refused"] = hops
     run.facts["refused"] = world.business(REQUESTER, "ltc").answer(refused_id)
     # The resident's view: the mover signs in to マイナポータル with the card.
+    section("portal")
     signed_in, hops = driver.step(lambda now: world.portal.sign_in(mover["resident_code"], now))
     run.sections["portal"] = hops
     run.facts["portal"] = world.portal.records(str(signed_in.value)) or []
@@ -294,10 +317,20 @@ def print_demo(run: DemoRun, console: Console, lang: Lang) -> None:
     )
 
 
-def run_demo(
-    data_dir: Path, lang: Lang, size: int, console: Console, progress: Callable[[str], None] | None = None
-) -> DemoRun:
-    run = setup_world(data_dir, size)
-    run_flows(run)
+def run_demo(data_dir: Path, lang: Lang, size: int, console: Console, trace: Path | None = None) -> DemoRun:
+    """Build, run and print the demo; with ``trace``, every hop also goes to a JSONL trace (training viewer)."""
+    if trace is None:
+        run = setup_world(data_dir, size)
+        run_flows(run)
+    else:
+        from simulator.training.trace import trace_sink
+
+        sink = trace_sink(trace, data_dir=data_dir, meta={"source": "demo", "size": size})
+        try:
+            sink.set_flow("setup", "準備（宛名登録・符号取得・副本登録）", "setup (addressee, linkage codes, replicas)")
+            run = setup_world(data_dir, size, on_hop=sink, on_local=lambda hop: sink.write_local([hop]))
+            run_flows(run, mark=sink.set_flow)
+        finally:
+            sink.close()
     print_demo(run, console, lang)
     return run

@@ -50,6 +50,9 @@ class MunicipalitySpec:
     name_en: str
     prefecture: str  # "mie"
     query_rows: tuple[tuple[str, str], ...] = ()  # (business, row) pairs this municipality may query under
+    # Which table its rows are numbered in: "shumu_2" (主務省令第2条の表) or "beppyo_2" (番号法別表第二); the two
+    # numberings are unrelated, so a query names its table and every list check uses it.
+    table: str = "shumu_2"
     # City-side relay in front of the 中間サーバー: a key of RELAY_PROFILES ("shi_chukan" 札幌, "dc_relay" つくば).
     relay: str | None = None
     # 庁内連携 hub and its route table: a key of office_link.HUBS (e.g. "kurashiki_kyotsu_kiban").
@@ -362,6 +365,7 @@ class World:
                 nws_party="nws.core",
                 permission_list=self.spec.permission_list,
                 query_rows={b: {r for b2, r in m.query_rows if b2 == b} for b, _ in m.query_rows},
+                table=m.table,
                 data_key=self._key(f"platform.{m.key}.replica"),
                 staff=chukan_staff,
             )

@@ -74,11 +74,13 @@ class InProcessDriver:
         hop_latency: timedelta = timedelta(milliseconds=5),
         on_hop: Callable[[Hop, Outgoing], None] | None = None,
         max_hops: int = 10_000,
+        on_local: Callable[[Hop], None] | None = None,
     ) -> None:
         self.world = world
         self.now = start
         self.hop_latency = hop_latency
         self.on_hop = on_hop
+        self.on_local = on_local  # staff commands: a hop with no message (4-eyes entry, a reviewer's release)
         self.max_hops = max_hops
         self.hops: list[Hop] = []
         self._seq = 0
@@ -157,4 +159,6 @@ class InProcessDriver:
                 )
             )
             self.hops.extend(local)
+            if self.on_local is not None:
+                self.on_local(local[0])
         return result, local + self.run(result)

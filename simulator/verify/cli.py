@@ -66,6 +66,9 @@ def verify_command(
     ] = False,
     lang: Annotated[str, typer.Option("--lang", help="ja|en")] = "ja",
     work: Annotated[Path | None, typer.Option("--work", help="作業用ディレクトリ / where worlds are built")] = None,
+    trace: Annotated[
+        Path | None, typer.Option("--trace", help="全経路をJSONLに記録 / write every hop to a trace")
+    ] = None,
 ) -> None:
     """シナリオを実行し、評価書の技術的対策ごとに許可・拒否の検証結果と証跡を報告します。"""
     language: Lang = "en" if lang == "en" else "ja"
@@ -84,6 +87,11 @@ def verify_command(
     out_dir = out or project_root() / "var" / "verify" / (profile or "all")
     work_dir = Path(work) if work else Path(tempfile.mkdtemp(prefix="jukisim-verify-"))
     results: list[ScenarioResult] = []
+    sink = None
+    if trace is not None:
+        from simulator.training.trace import trace_sink
+
+        sink = trace_sink(trace, meta={"source": "verify", "profile": profile})
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
@@ -107,9 +115,23 @@ def verify_command(
                         failures=[f"unknown control id(s) {', '.join(unknown)} (not in the catalogue)"],
                     )
                 )
+            elif sink is not None:
+                sink.set_flow(f"{scenario.id}@{where}", scenario.title_ja, scenario.title_en)
+                results.append(
+                    run_scenario(
+                        scenario,
+                        cache,
+                        where,
+                        on_hop=sink,
+                        on_local=lambda hop: sink.write_local([hop]),
+                        on_start=sink.bind,
+                    )
+                )
             else:
                 results.append(run_scenario(scenario, cache, where))
             progress.advance(task)
+    if sink is not None:
+        sink.close()
     report = build_report(
         catalogue,
         results,

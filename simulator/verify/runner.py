@@ -259,6 +259,8 @@ def run_scenario(
     cache: TemplateCache,
     profile: str | None = None,
     on_hop: Callable[[Hop, Outgoing], None] | None = None,
+    on_local: Callable[[Hop], None] | None = None,
+    on_start: Callable[[World], None] | None = None,
 ) -> ScenarioResult:
     started = time.perf_counter()
     profile = profile or scenario.profiles[0]
@@ -267,6 +269,8 @@ def run_scenario(
     data_dir = cache.copy(plan, f"{scenario.id}@{profile}")
     world = World.open(data_dir, WorldSpec(municipalities=plan.municipalities, start=DEMO_START))
     population = DemoPopulation.load(data_dir / "population.json")
+    if on_start is not None:
+        on_start(world)
     captured: list[Outgoing] = []
 
     def observe(hop: Hop, outgoing: Outgoing) -> None:
@@ -275,7 +279,7 @@ def run_scenario(
             on_hop(hop, outgoing)
 
     # The template was built over the first minutes of the demo day; continue the clock from there.
-    driver = InProcessDriver(world, DEMO_START, on_hop=observe)
+    driver = InProcessDriver(world, DEMO_START, on_hop=observe, on_local=on_local)
     driver.advance(_template_clock(world) - DEMO_START)
     ctx = ScenarioContext(world, driver, population, plan.provider, plan.requester, plan.placeholders(), captured)
     try:

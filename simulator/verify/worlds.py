@@ -21,10 +21,21 @@ MUNICIPALITIES: dict[str, MunicipalitySpec] = {
     # 札幌 (住基ネット中間サーバ) and 飯塚 (MICJET 住基GW) relay between 既存住基 and CS; 飯塚 keeps a 送付先情報ファイル
     # under a year (003), 桑名 one business day (000).
     "sapporo": MunicipalitySpec("sapporo", "札幌市", "Sapporo", "hokkaido", (("tax", "48"),), juki_gateway=True),
+    # 飯塚 and 倉敷 number their rows in 番号法別表第二 (their documents predate the 主務省令 table); the others use
+    # 主務省令第2条の表. A world pairs municipalities of the same table, so a row number means one thing in it.
     "iizuka": MunicipalitySpec(
-        "iizuka", "飯塚市", "Iizuka", "fukuoka", (("tax", "48"),), juki_gateway=True, delivery_file_retention_days=364
+        "iizuka",
+        "飯塚市",
+        "Iizuka",
+        "fukuoka",
+        (("tax", "48"),),
+        juki_gateway=True,
+        delivery_file_retention_days=364,
+        table="beppyo_2",
     ),
-    "kurashiki": MunicipalitySpec("kurashiki", "倉敷市", "Kurashiki", "okayama", (("ltc", "93"), ("ltc", "94"))),
+    "kurashiki": MunicipalitySpec(
+        "kurashiki", "倉敷市", "Kurashiki", "okayama", (("ltc", "93"), ("ltc", "94")), table="beppyo_2"
+    ),
 }
 
 #: 庁内連携 hubs (catalogue §D: route tables in simulator.components.office_link.HUBS) and the city-side relays in
@@ -41,19 +52,21 @@ for _key, (_hub, _relay) in _LINKAGE_TOPOLOGY.items():
 
 #: profile → (provider municipality, requester municipality). A 住基 profile provides 住民票関係情報 to a
 #: requester that queries it; Tsukuba (住民税) and Kurashiki (介護保険) are requesters of their own rows.
+#: Pairs stay within one table: つくば queries 住民票関係情報 under 主務省令 48, which 桑名 and 札幌 provide; 倉敷
+#: queries it under 別表第二 94, which 飯塚 provides (docs/profiles.md).
 PAIRS: dict[str, tuple[str, str]] = {
-    "kuwana": ("kuwana", "kurashiki"),
-    "kurashiki": ("kuwana", "kurashiki"),
-    "sapporo": ("sapporo", "kurashiki"),
-    "iizuka": ("iizuka", "tsukuba"),
-    "tsukuba": ("iizuka", "tsukuba"),
+    "kuwana": ("kuwana", "tsukuba"),
+    "tsukuba": ("kuwana", "tsukuba"),
+    "sapporo": ("sapporo", "tsukuba"),
+    "iizuka": ("iizuka", "kurashiki"),
+    "kurashiki": ("iizuka", "kurashiki"),
 }
 
 
 #: What the requester side of each world may ask the provider for: (business, row, item).
 QUERIES: dict[str, tuple[str, str, str]] = {
-    "kurashiki": ("ltc", "94", "local_tax_info"),
-    "tsukuba": ("tax", "48", "local_tax_info"),
+    "kurashiki": ("ltc", "94", "resident_info"),
+    "tsukuba": ("tax", "48", "resident_info"),
 }
 
 
@@ -77,7 +90,8 @@ class WorldPlan:
             "query_item": item,
             # Who may send 既存住基's messages to the provider's CS: its 住基GW where it has one (GW-001).
             "cs_client": (
-                f"{self.provider}.juki_gateway" if MUNICIPALITIES[self.provider].juki_gateway
+                f"{self.provider}.juki_gateway"
+                if MUNICIPALITIES[self.provider].juki_gateway
                 else f"{self.provider}.registry"
             ),
         }
