@@ -28,6 +28,7 @@ from simulator.components.municipal_cs import (
     exact_keys,
     status_for,
 )
+from simulator.controls.decision import Outcome
 from simulator.crypto.envelope import MessageSecurity
 from simulator.errors import InputError, Refusal, RefusalCode
 from simulator.identifiers import my_number_from_resident_code
@@ -191,9 +192,19 @@ class _JukinetServer(Component):
                 at=now.isoformat(), kind="consistency_check",
                 data={"cs": cs_party, "rows": len(materialised), "differences": [d.as_dict() for d in differences]},
             )
-            self.allow(result, "JLIS-002", now, f"整合性確認を行いました（差異 {len(differences)} 件）",
-                       f"consistency check done ({len(differences)} differences)", cs=cs_party,
-                       differences=len(differences))
+            if differences:
+                # The check itself ran; a difference is a failed agreement that needs correcting (住基法第14条).
+                result.decisions.append(self.decide(
+                    "JLIS-002", Outcome.DENY, now,
+                    reason_ja=f"整合性確認で差異があります（{len(differences)} 件: "
+                              f"{', '.join(d.resident_code for d in differences)}）。是正が必要です",
+                    reason_en=f"consistency check found {len(differences)} differences; correction needed",
+                    evidence={"cs": cs_party, "differences": [d.as_dict() for d in differences]},
+                    code=str(RefusalCode.STATE_CONFLICT),
+                ))
+            else:
+                self.allow(result, "JLIS-002", now, "整合性確認を行いました（差異 0 件）",
+                           "consistency check done (0 differences)", cs=cs_party, differences=0)
             result.value = differences
 
         return self.command(now, None, action)
