@@ -231,15 +231,48 @@ def _tamper_distribution(ctx: ScenarioContext, record: StepRecord, p: dict[str, 
 
 @step("chukan_send")
 def _chukan_send(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
-    """`send` with parties named per world: `from` is a system of `municipality` (atena, tax, ltc, registry) or a
-    party id; `to` defaults to the 中間サーバー of `tenant` (default: the same municipality)."""
+    """`send` with parties named per world: `from` is a system of `municipality` (atena, tax, ltc, registry,
+    chukan, city: the tenant's own city-side peer) or a party id; `to` defaults to the 中間サーバー of `tenant` (default: the same municipality)."""
     from simulator.verify.steps import STEPS
 
     m = ctx.municipality(p.get("municipality"), ctx.provider)
     sender = str(p.get("from", "atena"))
     if sender in ("atena", "tax", "ltc", "registry"):
         sender = f"{m}.{sender}"
+    elif sender == "chukan":
+        sender = f"platform.intermediate_server.{m}"
+    elif sender == "city":
+        sender = ctx.world.intermediate(m).atena_party  # the 宛名 system, or the relay in front of it
     tenant = ctx.municipality(p.get("tenant"), m)
     recipient = str(p.get("to") or f"platform.intermediate_server.{tenant}")
     params = {k: v for k, v in p.items() if k not in ("municipality", "tenant")}
     STEPS["send"](ctx, record, {**params, "from": sender, "to": recipient})
+
+
+@step("forge_reply")
+def _forge_reply(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """A validly NWS-signed 照会結果 for the still-open query of an earlier step (`of`), naming another person's
+    符号 (`linkage_code`): what a confused or compromised relay would deliver."""
+    query_id = _query_id(ctx, p)
+    chukan = ctx.world.intermediate(ctx.requester)
+    nws = ctx.world.nws
+    now = ctx.driver.advance(ctx.driver.hop_latency)
+    envelope = Envelope(
+        id=uuid.uuid4().hex,
+        type=MessageType.PROVISION_REPLY,
+        sender=nws.party,
+        recipient=chukan.party,
+        issued_at=now,
+        nonce=secrets.token_hex(16),
+        correlation_id=record.name,
+        body={
+            "query_id": query_id,
+            "status": "provided",
+            "permit_id": "forged",
+            "requester_linkage_code": str(p.get("linkage_code", "ANOTHERPERSONSCODE")),
+        },
+        sealed=nws.security.seal({"query_id": query_id, "data": {}}, ctx.world.directory.certificate(chukan.party)),
+    )
+    wire = nws.security.sign(envelope)
+    outgoing = Outgoing(chukan.party, wire, envelope, "lgwan", chukan.party)
+    record.hops.extend(ctx.driver.run(Result(outgoing=[outgoing])))
