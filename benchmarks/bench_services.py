@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from simulator.services.runtime import prepare
 from simulator.services.tls import TlsMaterial, client_context
@@ -104,6 +105,10 @@ class Bench:
             return list(await asyncio.gather(*tasks))
 
 
+def _cpu(processes: list[psutil.Process]) -> float:
+    return sum(t.user + t.system for t in (p.cpu_times() for p in processes))
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -127,14 +132,24 @@ def measure(seconds: float, concurrency: int, processes: str) -> dict[str, Any]:
                     raise RuntimeError("services did not start")
                 time.sleep(0.1)
             bench = Bench(topology, TlsMaterial(data), person)
+            pids = json.loads(ready.read_text())["pids"]
+            processes = [psutil.Process(pid) for pid in set(pids.values())] + [psutil.Process()]
+            cpu_before = _cpu(processes)
             floor = asyncio.run(bench.closed_loop("empty", concurrency, seconds))
+            cpu_floor = (_cpu(processes) - cpu_before) / (floor * seconds)
+            cpu_before = _cpu(processes)
             trips = asyncio.run(bench.closed_loop("round_trip", concurrency, seconds))
+            cpu_trip = (_cpu(processes) - cpu_before) / (trips * seconds)
             latencies = asyncio.run(bench.open_loop(trips / 2, seconds))
             idle = asyncio.run(bench.open_loop(2, 2))
             return {
                 "floor_per_s": floor, "round_trips_per_s": trips, "ratio": trips / floor,
                 "p50_half_ms": percentile(latencies, 0.50) * 1e3, "p95_half_ms": percentile(latencies, 0.95) * 1e3,
                 "p95_idle_ms": percentile(idle, 0.95) * 1e3, "half_rate": trips / 2, "samples": len(latencies),
+                # CPU (services and client, all cores) per operation: what the ratio is made of, whatever else
+                # the machine is doing at the time.
+                "cpu_ms_per_empty": cpu_floor * 1e3, "cpu_ms_per_round_trip": cpu_trip * 1e3,
+                "cpu_ratio": cpu_floor / cpu_trip,
             }
         finally:
             server.send_signal(signal.SIGTERM)
@@ -163,6 +178,8 @@ def main() -> None:
     print(f"  p95 at half load      : {figures['p95_half_ms']:.1f} ms at {figures['half_rate']:.1f} /s "
           f"(p50 {figures['p50_half_ms']:.1f} ms; target < 100 ms)")
     print(f"  p95 unloaded (2 /s)   : {figures['p95_idle_ms']:.1f} ms")
+    print(f"  CPU per operation     : empty {figures['cpu_ms_per_empty']:.2f} ms, round trip "
+          f"{figures['cpu_ms_per_round_trip']:.1f} ms (ratio {figures['cpu_ratio']:.3f}, independent of other load)")
 
 
 if __name__ == "__main__":
