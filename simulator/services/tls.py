@@ -50,9 +50,20 @@ class TlsMaterial:
         return self.root / "clients" / party
 
     def exists_for(self, topology: Topology) -> bool:
-        return all((self.server(s.name) / "chain.pem").exists() for s in topology.services) and all(
-            (self.client(p) / "chain.pem").exists() for s in topology.services for p in s.parties
-        )
+        """Every certificate is there, and each server's names the host it is now reached on."""
+        if not all((self.client(p) / "chain.pem").exists() for s in topology.services for p in s.parties):
+            return False
+        for service in topology.services:
+            path = self.server(service.name) / "chain.pem"
+            if not path.exists():
+                return False
+            names = x509.load_pem_x509_certificates(path.read_bytes())[0].extensions.get_extension_for_class(
+                x509.SubjectAlternativeName).value
+            hosts = {str(v) for v in names.get_values_for_type(x509.IPAddress)}
+            hosts |= set(names.get_values_for_type(x509.DNSName))
+            if service.host not in hosts or service.sni not in hosts:
+                return False
+        return True
 
 
 def issue_tls(world: World, topology: Topology) -> TlsMaterial:
