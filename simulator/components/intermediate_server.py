@@ -799,6 +799,20 @@ class IntermediateServer(Component):
         for item in permit.get("items", []):
             found = self._read_replica(atena_number, str(item))
             data[str(item)] = found[0] if found else None
+            if found is None:
+                # No 副本 row: the 中間サーバー has no path into the source systems, so this item is not provided.
+                result.decisions.append(
+                    self.decide(
+                        "CHUKAN-003",
+                        Outcome.DENY,
+                        now,
+                        reason_ja=f"副本に「{item}」がないため提供しません（既存システムには照会しません）",
+                        reason_en=f"no replica row for {item}; not provided (the source systems are never queried)",
+                        correlation_id=correlation_id,
+                        evidence={"item": item, "permit_id": permit.get("permit_id")},
+                        code=str(RefusalCode.NOT_FOUND),
+                    )
+                )
         requester_party = str(route["requester"])
         requester_cert = self.directory.certificate(requester_party)
         if certificate_fingerprint(requester_cert) != permit.get("reply_key"):

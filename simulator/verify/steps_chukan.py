@@ -276,3 +276,47 @@ def _forge_reply(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) ->
     wire = nws.security.sign(envelope)
     outgoing = Outgoing(chukan.party, wire, envelope, "lgwan", chukan.party)
     record.hops.extend(ctx.driver.run(Result(outgoing=[outgoing])))
+
+
+@step("tunnel_send")
+def _tunnel_send(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """A message signed by `from` (a system of `municipality`) that enters the tenant's own tunnel, as an
+    unregistered host on the city side would: the connection is the tenant's, the caller is not."""
+    from simulator.components.base import Link
+    from simulator.drivers.inproc import Hop
+
+    m = ctx.municipality(p.get("municipality"), ctx.provider)
+    chukan = ctx.world.intermediate(m)
+    sender = ctx.component(f"{m}.{p.get('from', 'tax')}" if "." not in str(p.get("from", "tax")) else str(p["from"]))
+    now = ctx.driver.advance(ctx.driver.hop_latency)
+    envelope = Envelope(
+        id=uuid.uuid4().hex,
+        type=MessageType(str(p["type"])),
+        sender=sender.party,
+        recipient=chukan.party,
+        issued_at=now,
+        nonce=secrets.token_hex(16),
+        correlation_id=record.name,
+        body=dict(p.get("body", {})),
+    )
+    wire = sender.security.sign(envelope)
+    result = chukan.handle(wire, Link(source=chukan.atena_party, network="lgwan"), now)
+    hop = Hop(
+        seq=len(ctx.driver.hops) + 1,
+        at=now,
+        sender=sender.party,
+        recipient=chukan.party,
+        network="lgwan",
+        message_type=str(envelope.type),
+        message_id=envelope.id,
+        correlation_id=envelope.correlation_id,
+        signed=True,
+        sealed_for=None,
+        body_keys=sorted(envelope.body),
+        wire_bytes=len(wire),
+        decisions=result.decisions,
+        refusal=result.refusal,
+    )
+    ctx.driver.hops.append(hop)
+    record.hops.append(hop)
+    record.hops.extend(ctx.driver.run(Result(outgoing=result.outgoing)))
