@@ -63,12 +63,15 @@ def test_replayed_message(harness: Harness) -> None:
 
 
 def test_wrong_recipient(harness: Harness) -> None:
+    """A 情報照会 for NWS handed to J-LIS: in-process the 全国サーバ refuses it; over HTTP, the J-LIS service."""
     item = staged_query(harness)
-    other = "platform.intermediate_server.kuwana"
-    expected = in_process(harness, other, item.wire, item.sender)
+    assert over_http(harness, "platform.kurashiki", item.wire, item.sender) is None
+    query = next(i for i in harness.contexts["platform.kurashiki"].driver.pending() if i.recipient == "nws.core")
+    expected = in_process(harness, "jlis.national_server", query.wire, query.sender)
     assert expected == "Security.WrongRecipient"
-    assert over_http(harness, "platform.kuwana", item.wire, item.sender) == expected
-    assert last_denial(harness, other)["code"] == expected
+    assert over_http(harness, "jlis", query.wire, query.sender) == expected
+    assert last_denial(harness, "jlis.national_server")["code"] == expected or last_denial(
+        harness, "jlis.prefectural_server.mie")["code"] == expected
 
 
 def test_stale_message(harness: Harness) -> None:
