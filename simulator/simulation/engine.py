@@ -10,12 +10,13 @@ counts every message and 情報提供等記録 it carries so the run can prove n
 
 from __future__ import annotations
 
-import heapq
 import math
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from heapq import heappush, heapreplace
 from typing import Any
 
 import simpy
@@ -45,6 +46,8 @@ ROLES = tuple(ROLE_KIND)
 _ROLE_INDEX = {r: i for i, r in enumerate(ROLES)}
 _LOG_SCALE = BINS_PER_DECADE / math.log(10)
 _LOG_SHIFT = -MIN_EXPONENT * BINS_PER_DECADE + 1
+_new_due = object.__new__
+log = math.log
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,8 @@ class Arrival:
 
 
 class Station:
-    __slots__ = ("avail", "busy", "capacity", "crashes", "free", "kind", "name", "policy", "series", "served")
+    __slots__ = ("avail", "busy", "capacity", "closes", "crashes", "free", "hi", "kind", "lo", "name", "policy",
+                 "series")
 
     def __init__(self, name: str, kind: str, capacity: int, avail: Availability, policy: str,
                  series: StationSeries, crashes: list[tuple[float, float]]) -> None:
@@ -80,16 +84,27 @@ class Station:
         self.policy = policy
         self.series = series
         self.busy = 0.0
-        self.served = 0
         self.crashes = crashes
+        self.closes = bool(avail)  # a plain flag: the hot path must not call Availability.__bool__
+        self.lo = 0.0  # the open interval [lo, hi) that held the last start: most starts fall in it again
+        self.hi = 0.0 if self.closes else math.inf
+
+    def fit(self, start: float, service: float) -> float:
+        """Earliest start ≥ ``start`` whose service touches no closed interval; refreshes the cached interval."""
+        fitted = self.avail.fit(start, service)
+        starts, ends = self.avail.starts, self.avail.ends
+        i = bisect_right(ends, fitted)
+        self.lo = ends[i - 1] if i > 0 else -math.inf
+        self.hi = starts[i] if i < len(starts) else math.inf
+        return fitted
 
 
 class _Node:
-    __slots__ = ("children", "cost", "delay", "hop", "label", "latency", "link_faults", "message", "milestone",
-                 "per_row", "record", "role", "sender")
+    __slots__ = ("children", "cost", "delay", "hop", "label", "last_bin", "last_total", "latency", "link_faults",
+                 "message", "milestone", "per_row", "record", "role", "sender", "total", "wait")
 
     def __init__(self, step: Step, cost: float, latency: float, hop: int, link_faults: list[Fault],
-                 children: tuple[_Node, ...]) -> None:
+                 children: tuple[_Node, ...], stats: HopStats) -> None:
         self.role = _ROLE_INDEX[step.role]
         self.sender = step.sender
         self.message = step.message
@@ -103,6 +118,10 @@ class _Node:
         self.delay = step.delay
         self.milestone = step.milestone
         self.per_row = step.per_row
+        self.last_total = -1.0
+        self.last_bin = 0
+        self.wait = stats.wait  # the hop's histograms, shared with hop_stats
+        self.total = stats.total
 
 
 class _Flow:
@@ -117,14 +136,15 @@ class _Flow:
         self.pending = 1
 
 
-class _Due(Event):
-    """A scheduled hop event: what to do, for which node of which flow, sent when."""
+class _Due:
+    """A scheduled hop, duck-typed as a ``simpy.Event`` (``env.step`` reads only ``callbacks``, ``_ok`` and
+    ``_value``): slots and one payload tuple keep the one-event-per-hop loop lean."""
 
-    __slots__ = ("arrive", "flow_", "node", "sent")
-    arrive: int
-    node: Any
-    flow_: Any
-    sent: float
+    __slots__ = ("_ok", "_value", "callbacks", "kind")
+    callbacks: list[Callable[[Any], None]]
+    _ok: bool
+    _value: tuple[Any, Any, float]
+    kind: int
 
 
 @dataclass
@@ -189,10 +209,16 @@ class CostModelEngine:
         self.events = 0
         self._office = params.office.closed(self.clock, self.end)
         self._office_avail = Availability(self._office)
-        self._bindings: list[list[Station]] = []
+        self._binding_cache: dict[tuple[int, int], list[Station]] = {}
         self._platform_cache: Station | None = None
         self.feeder: Callable[[date], Iterable[Arrival]] | None = None
         self.progress: Callable[[float], None] | None = None
+        self._queue = self.env._queue
+        self._eid = self.env._eid
+        self._inv_bin = 1.0 / bin_seconds
+        self._arrivals: list[Arrival] = []  # today's arrivals not yet released, latest first
+        self._handlers = (self._on_complete, self._on_arrive, self._on_send, self._on_start)
+        self._on_complete_bound = self._on_complete
 
     # -- building ------------------------------------------------------------------------------------------------
 
@@ -206,8 +232,9 @@ class CostModelEngine:
             "", "", sender_kind, kind, step.network)
         hop = len(self._hop_labels)
         self._hop_labels.append(f"{sender_kind}→{kind} {step.message}")
-        self.hop_stats.append(HopStats())
-        return _Node(step, cost, latency, hop, link_faults, children)
+        stats = HopStats()
+        self.hop_stats.append(stats)
+        return _Node(step, cost, latency, hop, link_faults, children, stats)
 
     def station(self, name: str, kind: str) -> Station:
         station = self.stations.get(name)
@@ -240,6 +267,10 @@ class CostModelEngine:
 
     def binding(self, municipality: int, provider: int = -1) -> list[Station]:
         """Stations for each role of a flow started by ``municipality`` (``provider``: whose 中間サーバー answers)."""
+        key = (municipality, -1 if self.shared_platform else provider)
+        cached = self._binding_cache.get(key)
+        if cached is not None:
+            return cached
         m = self.municipalities[municipality]
         if self.shared_platform:
             if self._platform_cache is None:
@@ -250,7 +281,7 @@ class CostModelEngine:
             p = self.municipalities[provider].key if provider >= 0 else "other"
             ms_p = self.station(f"platform.intermediate_server.{p}", "intermediate_server")
         k = self.role_kind
-        return [
+        binding = self._binding_cache[key] = [
             self.station(f"{m.key}.registry", k["registry"]),
             self.station(f"{m.key}.municipal_cs", k["cs"]),
             self.station(f"jlis.prefectural_server.{m.prefecture}", k["pref"]),
@@ -262,35 +293,40 @@ class CostModelEngine:
             self.station("nws.core", k["nws"]),
             self.station("jlis.card_management", k["cms"]),
         ]
+        return binding
 
     # -- scheduling ----------------------------------------------------------------------------------------------
 
-    def _event(self, at: float, arrive: int, node: _Node | None, flow: _Flow | None, sent: float) -> None:
-        ev = _Due.__new__(_Due)
-        ev.env = self.env
-        ev.callbacks = [self._dispatch]
-        ev._value = None
+    def _event(self, at: float, kind: int, node: _Node | None, flow: Any, sent: float) -> None:
+        ev = _new_due(_Due)
+        ev.callbacks = [self._handlers[kind]]
         ev._ok = True
-        ev.arrive = arrive
-        ev.node = node
-        ev.flow_ = flow
-        ev.sent = sent
-        self.env.schedule(ev, NORMAL, at - self.env._now)
+        ev._value = (node, flow, sent)
+        ev.kind = kind
+        heappush(self._queue, (at, NORMAL, next(self._eid), ev))  # type: ignore[misc]
 
     def schedule(self, arrival: Arrival) -> None:
-        self._event(arrival.at, 3, None, arrival, arrival.at)  # type: ignore[arg-type]
+        self._event(arrival.at, 3, None, arrival, arrival.at)
 
-    def _dispatch(self, ev: Event) -> None:
-        self.events += 1
-        kind = ev.arrive  # type: ignore[attr-defined]
-        if kind == 0:
-            self._complete(ev.node, ev.flow_)  # type: ignore[attr-defined]
-        elif kind == 1:
-            self._assign(ev.node, ev.flow_, ev.sent, self.env._now)  # type: ignore[attr-defined]
-        elif kind == 2:
-            self._send(ev.node, ev.flow_, self.env._now)  # type: ignore[attr-defined]
-        else:
-            self._start(ev.flow_)  # type: ignore[attr-defined]
+    def _on_complete(self, ev: _Due) -> None:
+        node, flow, _ = ev._value
+        self._complete(node, flow)
+
+    def _on_arrive(self, ev: _Due) -> None:
+        node, flow, sent = ev._value
+        self._assign(node, flow, sent, self.env._now)
+
+    def _on_send(self, ev: _Due) -> None:
+        node, flow, _ = ev._value
+        self._send(node, flow, self.env._now)
+
+    def _on_start(self, ev: _Due) -> None:
+        self._start(ev._value[1])
+        # Arrivals of the day are released one at a time, so the event heap holds only what is in flight.
+        queue = self._arrivals
+        if queue:
+            nxt = queue.pop()
+            self._event(max(nxt.at, self.env._now), 3, None, nxt, nxt.at)
 
     def _start(self, arrival: Arrival) -> None:
         binding = self.binding(arrival.municipality, arrival.provider)
@@ -300,23 +336,76 @@ class CostModelEngine:
         self._send(self._roots[index], flow, self.env._now)
 
     def _send(self, node: _Node, flow: _Flow, now: float) -> None:
+        """Send one hop at ``now``. The common case (no fault on the way, receiver open) is written out in full
+        here, once per hop of every flow: it is the engine's inner loop."""
         st = flow.stations[node.role]
         k = flow.count
         self.sent += k
-        latency = node.latency
-        arrive = now + latency
-        delayed = False
-        if node.link_faults:
-            arrive, delayed = self._through_link(node, now)
-        if st.avail and not st.avail.is_up(arrive):
-            arrive = self._policy_arrival(st, arrive, k)
-            delayed = True
-        series = st.series
-        series.arrivals[int(now / self.bin_seconds)] += k
-        if delayed:
-            self._event(arrive, 1, node, flow, now)
-        else:
+        arrive = now + node.latency
+        st.series.arrivals[int(now * self._inv_bin)] += k
+        if node.link_faults or (st.closes and not (st.lo <= arrive < st.hi) and not st.avail.is_up(arrive)):
+            delayed = False
+            if node.link_faults:
+                arrive, delayed = self._through_link(node, now)
+            if st.closes and not st.avail.is_up(arrive):
+                arrive = self._policy_arrival(st, arrive, k)
+                delayed = True
+            if delayed:
+                self._event(arrive, 1, node, flow, now)
+                return
             self._assign(node, flow, now, arrive)
+            return
+        # -- inline _assign (keep the two in step) --
+        service = node.cost * (flow.rows if node.per_row else k)
+        free = st.free
+        start = free[0]
+        if arrive > start:
+            start = arrive
+        if st.closes and not (st.lo <= start and start + service <= st.hi):
+            start = self._fit(st, start, service, k)
+        end = start + service
+        if st.capacity == 1:
+            free[0] = end
+        else:
+            heapreplace(free, end)
+        st.busy += service
+        series = st.series
+        b = int(start * self._inv_bin)
+        series.starts[b] += k
+        series.busy[b] += service
+        waited = start - now
+        total = waited + (service * (k + 1) / (2 * k) if k > 1 and not node.per_row else service)
+        hist = node.wait
+        if waited > 1e-6:
+            i = int(log(waited) * _LOG_SCALE + _LOG_SHIFT)
+            hist.counts[i if i < N_BINS else N_BINS - 1] += k
+            hist.total += waited * k
+            if waited > hist.maximum:
+                hist.maximum = waited
+        else:
+            hist.counts[0] += k
+        hist.n += k
+        hist = node.total
+        if total == node.last_total:
+            hist.counts[node.last_bin] += k
+        elif total > 1e-6:
+            i = int(log(total) * _LOG_SCALE + _LOG_SHIFT)
+            if i >= N_BINS:
+                i = N_BINS - 1
+            hist.counts[i] += k
+            node.last_total, node.last_bin = total, i
+        else:
+            hist.counts[0] += k
+        hist.n += k
+        hist.total += total * k
+        if total > hist.maximum:
+            hist.maximum = total
+        ev = _new_due(_Due)
+        ev.callbacks = [self._on_complete_bound]
+        ev._ok = True
+        ev._value = (node, flow, now)
+        ev.kind = 0
+        heappush(self._queue, (end, NORMAL, next(self._eid), ev))  # type: ignore[misc]
 
     def _through_link(self, node: _Node, now: float) -> tuple[float, bool]:
         latency = node.latency
@@ -353,45 +442,45 @@ class CostModelEngine:
                 return t
             up = avail.next_up(t)
 
+    def _fit(self, st: Station, start: float, service: float, k: int) -> float:
+        fitted = st.fit(start, service)
+        if fitted != start and st.crashes:
+            for a, b in st.crashes:
+                if start < a < start + service or a <= start < b:
+                    self.reexecuted += k
+                    break
+        return fitted
+
     def _assign(self, node: _Node, flow: _Flow, sent: float, arrive: float) -> None:
+        """Take a worker for a hop that arrives at ``arrive`` (after a retry, a hold or a slow link)."""
         st = flow.stations[node.role]
         k = flow.count
         service = node.cost * (flow.rows if node.per_row else k)
         free = st.free
-        start = arrive if arrive > free[0] else free[0]
-        if st.avail:
-            fitted = st.avail.fit(start, service)
-            if fitted != start and st.crashes:
-                for a, b in st.crashes:
-                    if start < a < start + service or a <= start < b:
-                        self.reexecuted += k
-                        break
-            start = fitted
+        start = free[0]
+        if arrive > start:
+            start = arrive
+        if st.closes and not (st.lo <= start and start + service <= st.hi):
+            start = self._fit(st, start, service, k)
         end = start + service
         if st.capacity == 1:
             free[0] = end
         else:
-            heapq.heapreplace(free, end)
+            heapreplace(free, end)
         st.busy += service
-        st.served += k
         series = st.series
-        b = int(start / self.bin_seconds)
+        b = int(start * self._inv_bin)
         series.starts[b] += k
         series.busy[b] += service
-        stats = self.hop_stats[node.hop]
-        # Per message: its wait plus, inside a unit of k, the mean completion position (k + 1) / 2 of the unit.
-        each = service / k if k > 1 and not node.per_row else service
         waited = start - sent
-        total = waited + (each * (k + 1) / 2 if k > 1 and not node.per_row else service)
-        _add(stats.wait, waited, k)
-        _add(stats.total, total, k)
+        total = waited + (service * (k + 1) / (2 * k) if k > 1 and not node.per_row else service)
+        node.wait.add(waited, k)
+        node.total.add(total, k)
         self._event(end, 0, node, flow, sent)
 
     def _complete(self, node: _Node, flow: _Flow) -> None:
         now = self.env._now
         k = flow.count
-        st = flow.stations[node.role]
-        st.series.done[int(now / self.bin_seconds)] += k
         self.delivered += k
         if node.record is not None:
             self.records[node.record] += k
@@ -420,14 +509,17 @@ class CostModelEngine:
     # -- running -------------------------------------------------------------------------------------------------
 
     def _feed_day(self, ev: Event) -> None:
-        self.events += 1
         day: date = ev.value  # type: ignore[assignment]
         if self.feeder is not None:
-            for arrival in self.feeder(day):
-                if arrival.at < self.env._now:
-                    raise ValueError(f"arrival at {arrival.at} before the day it was fed ({self.env._now})")
-                if arrival.at < self.horizon:
-                    self.schedule(arrival)
+            now = self.env._now
+            fresh = sorted((a for a in self.feeder(day) if now <= a.at < self.horizon), key=lambda a: a.at,
+                           reverse=True)
+            if fresh:
+                # One chain per feed: each arrival, when it starts, releases the next (latest first in the list).
+                pending = self._arrivals
+                self._arrivals = sorted([*pending, *fresh], key=lambda a: a.at, reverse=True) if pending else fresh
+                first = self._arrivals.pop()
+                self._event(max(first.at, now), 3, None, first, first.at)
         if self.progress is not None:
             self.progress(min(self.env._now / self.horizon, 1.0) if self.horizon else 1.0)
 
@@ -440,6 +532,8 @@ class CostModelEngine:
             ev.callbacks.append(self._feed_day)
             self.env.schedule(ev, NORMAL, at)
         self.env.run(until=self.end)
+        # Every event went through SimPy's queue: ids handed out, less what is still queued (and the stop event).
+        self.events = next(self._eid) - 1 - len(self._queue)
 
     # -- results -------------------------------------------------------------------------------------------------
 
@@ -454,8 +548,8 @@ class CostModelEngine:
         """Messages with an event still scheduled (in service, queued for a start, or waiting for a retry)."""
         pending = 0
         for _, _, _, event in self.env._queue:
-            if isinstance(event, _Due) and event.arrive in (0, 1):
-                pending += event.flow_.count
+            if isinstance(event, _Due) and event.kind in (0, 1):
+                pending += event._value[1].count
         return pending
 
     def station_utilisation(self) -> dict[str, dict[str, Any]]:
@@ -472,7 +566,7 @@ class CostModelEngine:
                 "stations": len(stations),
                 "workers": capacity,
                 "busy_s": busy,
-                "served": sum(s.served for s in stations),
+                "served": sum(sum(series.starts) for series in {id(s.series): s.series for s in stations}.values()),
                 "utilisation": busy / (capacity * horizon),
                 "busiest": top.name,
                 "busiest_utilisation": top.busy / (top.capacity * horizon),

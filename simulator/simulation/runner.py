@@ -56,7 +56,7 @@ class SimulationConfig:
     data_dir: Path | None = None  # real mode: where the world's stores go
     changes_per_day: float = 12.0  # real mode
     queries_per_day: float = 12.0  # real mode
-    event_budget: float = 40e6  # national: target hop events for unit auto
+    event_budget: float = 80e6  # national: target hop events for unit auto
 
 
 def _bin_seconds(days: float) -> float:
@@ -215,7 +215,7 @@ def _queue_section(series: dict[str, StationSeries], bin_seconds: float, station
     out: dict[str, Any] = {"bin_s": bin_seconds, "stations": {}}
     for name, s in sorted(series.items()):
         backlog = s.backlog()
-        last = max((i for i, v in enumerate(s.done) if v), default=0)
+        last = max((i for i, v in enumerate(s.starts) if v), default=0)
         keep = min(len(backlog), last + 2)
         workers = max(capacity.get(name, 1), 1)
         util = [b / (workers * bin_seconds) for b in s.busy[:keep]]
@@ -227,7 +227,7 @@ def _queue_section(series: dict[str, StationSeries], bin_seconds: float, station
             "backlog_mean": (sum(backlog[:keep]) / keep) if keep else 0.0,
             "utilisation": [round(u, 6) for u in util],
             "utilisation_peak": max(util, default=0.0),
-            "completed": sum(s.done),
+            "started": sum(s.starts),
         }
     return out
 
