@@ -155,6 +155,7 @@ class Host:
             for ctx in self.contexts:
                 if ctx.sender is not None:
                     await ctx.sender.close()
+                ctx.close()
             world.close()
 
     async def _drain(self) -> None:

@@ -134,6 +134,8 @@ class Harness:
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
+        for ctx in self.contexts.values():
+            ctx.close()
         self.world.close()
 
 
