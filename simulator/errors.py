@@ -36,6 +36,12 @@ class RefusalCode(StrEnum):
     ROLE_MISSING = "Auth.RoleMissing"
     ACCOUNT_DISABLED = "Auth.AccountDisabled"
     SAME_PERSON_CONFIRMATION = "Auth.SamePersonConfirmation"
+    BIOMETRIC_MISMATCH = "Auth.BiometricMismatch"
+    PASSWORD_EXPIRED = "Auth.PasswordExpired"
+    RIGHT_EXPIRED = "Auth.RightExpired"
+    NO_APPROVED_APPLICATION = "Auth.NoApprovedApplication"
+    LOG_INCOMPLETE = "Log.EntryIncomplete"
+    LOG_TAMPERED = "Log.ChainBroken"
     # Input validation
     FIELD_NOT_ALLOWED = "Input.FieldNotAllowed"
     FIELD_INVALID = "Input.FieldInvalid"

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from simulator.components.base import Component, Outgoing, Result
-from simulator.components.staff import StaffDirectory, StaffSession
+from simulator.components.staff import StaffDirectory, StaffSession, biometric_sample
 from simulator.drivers.inproc import Hop, InProcessDriver
 from simulator.errors import Refusal
 from simulator.model.envelope import Envelope, MessageType
@@ -109,7 +109,10 @@ class ScenarioContext:
         raise StepError("person", f"unknown selector {text!r} (mover, protected_mover, resident:<m>, removed:<m>)")
 
     def session(self, staff: StaffDirectory, user: str) -> StaffSession:
-        return staff.authenticate(user, DEMO_PASSWORD)
+        # The account's own person at their own terminal: their finger or face where the policy asks (AUTH-003).
+        modality, person = staff.policy.biometric, staff.person(user)
+        sample = biometric_sample(modality, person) if modality and person else None
+        return staff.authenticate(user, DEMO_PASSWORD, now=self.driver.now, biometric=sample, terminal=f"{user}-pc")
 
 
 def _b64json(part: str) -> dict[str, Any]:
@@ -295,7 +298,9 @@ def _login(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     user, password = str(p["user"]), str(p.get("password", DEMO_PASSWORD))
 
     def act(result: Result) -> None:
-        session = staff.authenticate(user, password)
+        modality, person = staff.policy.biometric, staff.person(user)
+        sample = biometric_sample(modality, person) if modality and person else None
+        session = staff.authenticate(user, password, now=ctx.driver.now, biometric=sample, terminal=f"{user}-pc")
         component.allow(
             result,
             "AUTH-002",
