@@ -27,7 +27,7 @@ from simulator.components.office_link import HUBS, LinkedSystem, OfficeLink
 from simulator.components.portal import ResidentPortal
 from simulator.components.registry import Registry
 from simulator.components.relay import RELAY_PROFILES, Relay
-from simulator.components.staff import StaffDirectory
+from simulator.components.staff import StaffDirectory, StaffPolicy
 from simulator.crypto.envelope import MessageSecurity
 from simulator.crypto.pki import CertificateAuthority, Credential, TrustStore
 from simulator.crypto.replay import ReplayGuard
@@ -61,6 +61,8 @@ class MunicipalitySpec:
     juki_gateway: bool = False
     # How long CS keeps a 送付先情報ファイル after the CMS acknowledged it (CS-016): 000 = 1 business day.
     delivery_file_retention_days: int = 1
+    # What the profile requires of staff authentication and logs (AUTH-003/004/008–012, LOG-002); saved in the store.
+    staff_policy: StaffPolicy = field(default_factory=StaffPolicy)
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,7 @@ class World:
 
         def add_staff(directory: StaffDirectory, user: str, name: str, roles: set[str]) -> None:
             if fresh:
-                directory.add(user, name, roles, DEMO_PASSWORD)
+                directory.add(user, name, roles, DEMO_PASSWORD, now=now)
 
         def security(party: str, org: str) -> MessageSecurity:
             return MessageSecurity(
@@ -221,6 +223,8 @@ class World:
         organisations: list[Organisation] = []
         for m in self.spec.municipalities:
             db = self._store(m.key)
+            if fresh:
+                m.staff_policy.save(db, m.key)
             registry, cs, atena = f"{m.key}.registry", f"{m.key}.municipal_cs", f"{m.key}.atena"
             pref = f"jlis.prefectural_server.{m.prefecture}"
             chukan = f"platform.intermediate_server.{m.key}"
@@ -234,12 +238,15 @@ class World:
                 )
                 link(pref, national, "jukinet")
             registry_staff = StaffDirectory(db, registry)
-            for user, name in (("clerk-a", "窓口 花子"), ("clerk-b", "確認 太郎")):
-                add_staff(registry_staff, user, name, {"registry_clerk"})
+            # clerk-a holds the distinct 個人番号利用権限; clerk-b sees the number masked (AUTH-006).
+            add_staff(registry_staff, "clerk-a", "窓口 花子", {"registry_clerk", "my_number_access"})
+            add_staff(registry_staff, "clerk-b", "確認 太郎", {"registry_clerk"})
             cs_staff = StaffDirectory(db, cs)
             add_staff(cs_staff, "cs-op", "住基 端末操作者", {"cs_operator"})
             add_staff(cs_staff, "cs-novice", "研修 三郎", {"terminal_user"})  # no CS privilege (CS-010)
             add_staff(registry_staff, "dept-head", "市民課長 四郎", {"department_head"})  # 所属長 (JUKI-003)
+            # 情報主管課長: approves rights applications, enrols biometrics, audits logs (AUTH-010/011/013, LOG-003–005).
+            add_staff(registry_staff, "joho-kacho", "情報 主管", {"info_director", "biometric_admin", "log_auditor"})
             gateway = f"{m.key}.juki_gateway" if m.juki_gateway else None
             hub_profile = HUBS[m.office_link_hub] if m.office_link_hub else None
             hub = f"{m.key}.office_link" if hub_profile else None

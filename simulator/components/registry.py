@@ -32,6 +32,7 @@ from simulator.components.municipal_cs import (
     exact_keys,
     run_staff_command,
 )
+from simulator.components.oplog import log_operation, mask_my_number
 from simulator.components.staff import StaffDirectory, StaffSession
 from simulator.controls.decision import Outcome
 from simulator.crypto.envelope import MessageSecurity
@@ -1054,19 +1055,25 @@ class Registry(Component):
 
     # -- 画面・帳票 (JUKI-004) ---------------------------------------------------------------------------------
 
-    def resident_detail(self, session: StaffSession, resident_code: str, now: datetime) -> Result:
+    def resident_detail(
+        self, session: StaffSession, resident_code: str, now: datetime, *, purpose: str | None = None
+    ) -> Result:
         """The single-person detail screen: the only view that shows the 個人番号. Value: the 住民票."""
 
         def action(result: Result) -> None:
-            self.staff.require(session, "registry_clerk", "AUTH-006", "個人番号を含む詳細画面の表示",
-                               "open the detail view with the 個人番号")
+            self.staff.require(session, "registry_clerk", "AUTH-005", "住民票詳細画面の表示", "open the detail view")
+            self.allow(result, "AUTH-005", now, "詳細画面の利用権限を確認しました", "role registry_clerk checked", None,
+                       operator=session.user_id, function="resident_detail")
             resident = self.resident(resident_code)
             if resident is None:
                 raise self.refuse(RefusalCode.NOT_FOUND, "JUKI-004", "この住民票コードの住民票はありません",
                                   "no 住民票 has this 住民票コード", "resident_code")
+            # The entry is written before anything is shown (LOG-001/002/007); no entry, no view.
+            log_operation(self, self.staff, result, session, now, function="resident_detail",
+                          target=resident_code, purpose=purpose)
             self.allow(result, "JUKI-004", now, "1人分の詳細画面のため個人番号を表示します",
                        "single-person detail view: the 個人番号 is shown", None, operator=session.user_id, persons=1)
-            result.value = resident
+            result.value = mask_my_number(self, self.staff, result, session, resident, now)
 
         return run_staff_command(self, session, "resident_detail", now, None, action)
 

@@ -7,8 +7,11 @@ This module must never build a world itself; it only plans one (the runner build
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
+from simulator.components.staff import StaffPolicy
+from simulator.profiles import load_profile
 from simulator.verify.scenario import Scenario
 from simulator.world import MunicipalitySpec
 
@@ -49,6 +52,33 @@ _LINKAGE_TOPOLOGY: dict[str, tuple[str, str | None]] = {
 }
 for _key, (_hub, _relay) in _LINKAGE_TOPOLOGY.items():
     MUNICIPALITIES[_key] = replace(MUNICIPALITIES[_key], office_link_hub=_hub, relay=_relay)
+
+
+def _staff_policy(key: str) -> StaffPolicy:
+    """Staff authentication and log rules from the profile (auth.*, retention.server_log) and its claims."""
+    profile = load_profile(key)
+    auth = profile.auth
+    months = re.fullmatch(r"P(\d+)M", auth.password_max_age or "")
+    years = re.fullmatch(r"P(\d+)Y", profile.retention.get("server_log", ""))
+    return StaffPolicy(
+        biometric=None if auth.biometric == "none" else auth.biometric,
+        password_max_age_months=int(months.group(1)) if months else None,
+        fy_rollover_revoke=auth.fy_rollover_revoke,
+        same_day_revoke=auth.same_day_revoke,
+        # AUTH-009/010/011 (つくば): rights come only from approved applications, with windows.
+        rights_register=key in _RIGHTS_REGISTER,
+        # AUTH-012 (札幌): システム基盤(団体内統合宛名) authenticates staff for every business system.
+        central_authority=f"{key}.atena" if key in _CENTRAL_AUTH else None,
+        # LOG-002 (つくば): a purposed server log, kept for retention.server_log.
+        purpose_required=years is not None,
+        server_log_years=int(years.group(1)) if years else None,
+    )
+
+
+_RIGHTS_REGISTER = {"tsukuba"}
+_CENTRAL_AUTH = {"sapporo"}
+for _key in list(MUNICIPALITIES):
+    MUNICIPALITIES[_key] = replace(MUNICIPALITIES[_key], staff_policy=_staff_policy(_key))
 
 #: profile → (provider municipality, requester municipality). A 住基 profile provides 住民票関係情報 to a
 #: requester that queries it; Tsukuba (住民税) and Kurashiki (介護保険) are requesters of their own rows.
