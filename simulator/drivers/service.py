@@ -129,15 +129,19 @@ class ServiceDriver:
                 gateway = self.world.component(min(self.parties))
                 code = RefusalCode.WRONG_RECIPIENT if header else RefusalCode.MALFORMED_MESSAGE
                 refusal = gateway.refuse(
-                    code, "NET-001",
-                    "この電文の宛先はこのサービスにありません" if header else "電文の形式が正しくありません（JWS compact 形式ではない）",
+                    code,
+                    "NET-001",
+                    "この電文の宛先はこのサービスにありません"
+                    if header
+                    else "電文の形式が正しくありません（JWS compact 形式ではない）",
                     f"no party {recipient!r} is hosted by this service" if header else "the body is not a compact JWS",
                     field="recipient" if header else "wire",
                 )
                 return self._refused_at_gateway(gateway, refusal, now, header, peer)
             if peer is None:
                 refusal = component.refuse(
-                    RefusalCode.SOURCE_NOT_ALLOWED, "NET-003",
+                    RefusalCode.SOURCE_NOT_ALLOWED,
+                    "NET-003",
                     "接続元の証明書（相互TLS）が提示されていません",
                     "the connection presented no TLS client certificate (mutual TLS is required)",
                     field="connection",
@@ -146,7 +150,8 @@ class ServiceDriver:
             network = self.world.components[recipient].directory.network_between(peer, recipient)
             if network is None:
                 refusal = component.refuse(
-                    RefusalCode.SOURCE_NOT_ALLOWED, "NET-001",
+                    RefusalCode.SOURCE_NOT_ALLOWED,
+                    "NET-001",
                     f"{peer} から {recipient} への接続経路は定義されていません",
                     f"there is no route from {peer} to {recipient}",
                     field="connection",
@@ -156,8 +161,10 @@ class ServiceDriver:
                 result = component.handle(wire, Link(source=peer, network=network), now)
                 staged = self._stage(result.outgoing, now)
             receipt = Receipt(
-                "refused" if result.refusal else "accepted", result,
-                message_id=str(header.get("id")), message_type=str(header.get("type")),
+                "refused" if result.refusal else "accepted",
+                result,
+                message_id=str(header.get("id")),
+                message_type=str(header.get("type")),
             )
             if header.get("correlation_id"):
                 receipt.correlation_ids.add(str(header["correlation_id"]))
@@ -169,11 +176,14 @@ class ServiceDriver:
         self, component: Component, refusal: Refusal, now: datetime, header: dict[str, Any], peer: str | None
     ) -> Receipt:
         result = component.refused(
-            refusal, now, correlation_id=_str_or_none(header.get("correlation_id")),
+            refusal,
+            now,
+            correlation_id=_str_or_none(header.get("correlation_id")),
             evidence={"stage": "transport", "peer": peer, "message_id": header.get("id")},
         )
-        return Receipt("refused", result, message_id=_str_or_none(header.get("id")),
-                       message_type=_str_or_none(header.get("type")))
+        return Receipt(
+            "refused", result, message_id=_str_or_none(header.get("id")), message_type=_str_or_none(header.get("type"))
+        )
 
     # -- local commands (staff terminals, business API) -------------------------------------------------
 
@@ -241,11 +251,30 @@ class ServiceDriver:
             cursor = self.conn.execute(
                 "INSERT INTO service_outbox (message_id, sender, recipient, network, message_type, correlation_id,"
                 " wire, local, staged_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (env.id, env.sender, out.recipient, out.network, str(env.type), env.correlation_id, out.wire,
-                 int(local), now.isoformat()),
+                (
+                    env.id,
+                    env.sender,
+                    out.recipient,
+                    out.network,
+                    str(env.type),
+                    env.correlation_id,
+                    out.wire,
+                    int(local),
+                    now.isoformat(),
+                ),
             )
-            staged.append(OutboxItem(int(cursor.lastrowid or 0), env.id, env.sender, out.recipient, out.network,
-                                     str(env.type), env.correlation_id, out.wire))
+            staged.append(
+                OutboxItem(
+                    int(cursor.lastrowid or 0),
+                    env.id,
+                    env.sender,
+                    out.recipient,
+                    out.network,
+                    str(env.type),
+                    env.correlation_id,
+                    out.wire,
+                )
+            )
         return staged
 
     def _cascade(self, receipt: Receipt, staged: list[OutboxItem]) -> None:
@@ -265,22 +294,46 @@ class ServiceDriver:
                 self.conn.execute("DELETE FROM service_outbox WHERE seq = ?", (item.seq,))
             if item.correlation_id:
                 receipt.correlation_ids.add(item.correlation_id)
-            self._report(receipt, item.recipient, item.sender, item.network,
-                         {"id": item.message_id, "type": item.message_type, "correlation_id": item.correlation_id},
-                         len(item.wire), result, now)
+            self._report(
+                receipt,
+                item.recipient,
+                item.sender,
+                item.network,
+                {"id": item.message_id, "type": item.message_type, "correlation_id": item.correlation_id},
+                len(item.wire),
+                result,
+                now,
+            )
             queue.extend(m for m in more if m.recipient in self.parties)
             receipt.remote.extend(m for m in more if m.recipient not in self.parties)
 
     def _report(
-        self, receipt: Receipt, recipient: str, sender: str, network: str, header: dict[str, Any], size: int,
-        result: Result, now: datetime,
+        self,
+        receipt: Receipt,
+        recipient: str,
+        sender: str,
+        network: str,
+        header: dict[str, Any],
+        size: int,
+        result: Result,
+        now: datetime,
     ) -> None:
         self._seq += 1
         hop = Hop(
-            seq=self._seq, at=now, sender=sender, recipient=recipient, network=network,
-            message_type=str(header.get("type")), message_id=str(header.get("id")),
-            correlation_id=_str_or_none(header.get("correlation_id")), signed=True, sealed_for=None, body_keys=[],
-            wire_bytes=size, decisions=result.decisions, refusal=result.refusal,
+            seq=self._seq,
+            at=now,
+            sender=sender,
+            recipient=recipient,
+            network=network,
+            message_type=str(header.get("type")),
+            message_id=str(header.get("id")),
+            correlation_id=_str_or_none(header.get("correlation_id")),
+            signed=True,
+            sealed_for=None,
+            body_keys=[],
+            wire_bytes=size,
+            decisions=result.decisions,
+            refusal=result.refusal,
         )
         receipt.hops.append(hop)
 
