@@ -58,7 +58,7 @@ class Municipality:
     prefecture: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Arrival:
     """One flow start: ``count`` messages of the flow travel together as one unit (``rows`` for batch jobs)."""
 

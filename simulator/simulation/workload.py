@@ -153,13 +153,9 @@ def _batches(day: date, d: _Day, params: SimParams, m: int, population: int, cha
 def _query_arrivals(day: date, d: _Day, params: SimParams, m: int, n: int, unit: int,
                     pick_provider: Callable[[], int]) -> list[Arrival]:
     out: list[Arrival] = []
-    held = refused = 0
-    for _ in range(n):
-        r = d.rng.random()
-        if r < params.query_held_share:
-            held += 1
-        elif r < params.query_held_share + params.query_refused_share:
-            refused += 1
+    # Binomial splits by Poisson thinning (the shares are small): one draw each instead of one per query.
+    held = min(d.poisson(n * params.query_held_share), n)
+    refused = min(d.poisson(n * params.query_refused_share), n - held)
     auto = n - held - refused
     for flow, count in (("query", auto), ("query_held", held), ("query_refused", refused)):
         while count > 0:
