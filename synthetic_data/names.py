@@ -25,13 +25,17 @@ class JapaneseNames:
     def __init__(self, seed: int) -> None:
         self._faker = Faker("ja_JP")
         self._faker.seed_instance(seed)
+        # Bound once: the Faker proxy's attribute lookup costs more than the call itself at a million people.
+        self._last = self._faker.last_name_pair
+        self._male = self._faker.first_name_male_pair
+        self._female = self._faker.first_name_female_pair
 
     def surname(self) -> Pair:
-        kanji, kana, _romaji = self._faker.last_name_pair()
+        kanji, kana, _romaji = self._last()
         return kanji, kana
 
     def given(self, sex: str) -> Pair:
-        pair = self._faker.first_name_male_pair() if sex == "M" else self._faker.first_name_female_pair()
+        pair = self._male() if sex == "M" else self._female()
         return pair[0], pair[1]
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -22,7 +24,7 @@ from typing import Any
 from simulator.identifiers import is_valid_my_number, is_valid_resident_code
 
 from . import tables
-from .profiles import get_profile
+from .profiles import Profile, get_profile
 
 __all__ = ["Check", "ValidationFailed", "ensure_valid", "validate_connection", "validate_path"]
 
@@ -82,6 +84,34 @@ def validate_connection(conn: sqlite3.Connection) -> list[Check]:
     profile = get_profile(meta["profile"])
     year = int(meta["event_year"])
     reference = date.fromisoformat(meta["reference_date"])
+    checks: list[Check] = []
+    # The identifier checks re-derive every check digit; on a big file they run in a forked process while
+    # the distributions are computed here.
+    (total_rows,) = conn.execute("SELECT count(*) FROM residents").fetchone()
+    db_file = conn.execute("PRAGMA database_list").fetchone()[2]
+    pool: Any = None
+    pending: Any = None
+    if total_rows >= 200_000 and db_file and (os.cpu_count() or 1) >= 2:
+        pool = multiprocessing.get_context("fork").Pool(1)
+        pending = pool.apply_async(_invariants_in_file, (db_file, sorted(profile.wards)))
+    try:
+        checks += _distribution_checks(conn, meta, profile, year, reference)
+        checks += pending.get() if pending is not None else invariant_checks(conn, set(profile.wards))
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return checks
+
+
+def _invariants_in_file(path: str, jis_codes: list[str]) -> list[Check]:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        return invariant_checks(conn, jis_codes)
+
+
+def _distribution_checks(
+    conn: sqlite3.Connection, meta: dict[str, Any], profile: Profile, year: int, reference: date
+) -> list[Check]:
     checks: list[Check] = []
 
     from .generator import death_rate
@@ -176,7 +206,6 @@ def validate_connection(conn: sqlite3.Connection) -> list[Check]:
         inside = first >= f"{year}-01-01" and last <= f"{year}-12-31"
         checks.append(Check("events", "effective_dates_in_year", 1.0, float(inside), 0.0, len(event_rows)))
 
-    checks += invariant_checks(conn, set(profile.wards))
     return checks
 
 
