@@ -249,7 +249,8 @@ def _fault_section(faults: list[Fault], series: dict[str, StationSeries], statio
             info["station"] = name
             if best is None or info["backlog_peak"] > best["backlog_peak"]:
                 best = info
-        entry: dict[str, Any] = {**fault.as_dict(), "stations": targets}
+        # Backlog and recovery are read at the queue series' bin edges: recovery is exact to one bin.
+        entry: dict[str, Any] = {**fault.as_dict(), "stations": targets, "resolution_s": bin_seconds}
         if best is not None:
             entry.update(best)
             recovered = best["recovered_at_s"]
