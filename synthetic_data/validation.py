@@ -26,6 +26,8 @@ from simulator.identifiers import is_valid_my_number, is_valid_resident_code
 from . import tables
 from .profiles import Profile, get_profile
 
+PARALLEL_VALIDATION_ROWS = 200_000  # below this a forked process costs more than it saves
+
 __all__ = ["Check", "ValidationFailed", "ensure_valid", "validate_connection", "validate_path"]
 
 
@@ -91,7 +93,7 @@ def validate_connection(conn: sqlite3.Connection) -> list[Check]:
     db_file = conn.execute("PRAGMA database_list").fetchone()[2]
     pool: Any = None
     pending: Any = None
-    if total_rows >= 200_000 and db_file and (os.cpu_count() or 1) >= 2:
+    if total_rows >= PARALLEL_VALIDATION_ROWS and db_file and (os.cpu_count() or 1) >= 2:
         pool = multiprocessing.get_context("fork").Pool(1)
         pending = pool.apply_async(_invariants_in_file, (db_file, sorted(profile.wards)))
     try:

@@ -48,3 +48,13 @@ def test_drift_fails_loudly(sample_path: Path, tmp_path: Path) -> None:
 def test_every_profile_validates_at_100k(profile: str, tmp_path: Path) -> None:
     checks = sd.write(profile, 100_000, 11, tmp_path / f"{profile}.sqlite")
     assert all(c.ok for c in checks)
+
+
+def test_parallel_identifier_checks_agree_with_serial(
+    sample_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import synthetic_data.validation as validation
+
+    serial = sd.validate_path(sample_path)
+    monkeypatch.setattr(validation, "PARALLEL_VALIDATION_ROWS", 1)
+    assert sd.validate_path(sample_path) == serial
