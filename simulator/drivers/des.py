@@ -142,8 +142,9 @@ class DesDriver:
                 self._window_closed[kind] = window.closed(self.clock, self.horizon * 2 + 30 * 86_400)
             closed = list(self._window_closed[kind])
         closed += [f.interval(self.clock) for f in self.faults.station_faults(party, kind)]
-        station = _Station(party, kind, resource, Availability(closed), self.params.receiver_policy(kind),
-                           StationSeries(self.n_bins))
+        station = _Station(
+            party, kind, resource, Availability(closed), self.params.receiver_policy(kind), StationSeries(self.n_bins)
+        )
         self._stations[party] = station
         return station
 
@@ -163,8 +164,9 @@ class DesDriver:
         self.env.process(self._staff(party, action, command, track))
         return track
 
-    def _staff(self, party: str, action: Callable[[datetime], Result], command: str,
-               track: Track) -> Generator[Any, Any, None]:
+    def _staff(
+        self, party: str, action: Callable[[datetime], Result], command: str, track: Track
+    ) -> Generator[Any, Any, None]:
         track.pending += 1
         station = self.station(party)
         arrived = self.env.now
@@ -193,8 +195,22 @@ class DesDriver:
         if result.decisions or result.refusal is not None:
             component = result.decisions[0].component if result.decisions else result.refusal.component  # type: ignore[union-attr]
             self._seq += 1
-            hop = Hop(self._seq, now, "staff", component, "terminal", "staff.command", "", None, False, None, [], 0,
-                      result.decisions, result.refusal)
+            hop = Hop(
+                self._seq,
+                now,
+                "staff",
+                component,
+                "terminal",
+                "staff.command",
+                "",
+                None,
+                False,
+                None,
+                [],
+                0,
+                result.decisions,
+                result.refusal,
+            )
             self.hops.append(hop)
             track.hops.append(hop)
         yield from self._release(station, result.outgoing, track)
@@ -228,8 +244,14 @@ class DesDriver:
         yield self.env.timeout(latency)
         delay = self.params.retry_base
         while True:
-            link_down = next((f.interval(self.clock)[1] for f in links if f.kind != "slow_link"
-                              and f.interval(self.clock)[0] <= self.env.now < f.interval(self.clock)[1]), None)
+            link_down = next(
+                (
+                    f.interval(self.clock)[1]
+                    for f in links
+                    if f.kind != "slow_link" and f.interval(self.clock)[0] <= self.env.now < f.interval(self.clock)[1]
+                ),
+                None,
+            )
             closed = not station.avail.is_up(self.env.now)
             if link_down is None and not closed:
                 break
@@ -268,10 +290,19 @@ class DesDriver:
         self.hop_total[label].add(self.env.now - sent)
         self._seq += 1
         hop = Hop(
-            seq=self._seq, at=now, sender=sender, recipient=recipient, network=outgoing.network,
-            message_type=str(outgoing.envelope.type), message_id=outgoing.envelope.id,
-            correlation_id=outgoing.envelope.correlation_id, signed=True, sealed_for=outgoing.sealed_for,
-            body_keys=sorted(outgoing.envelope.body), wire_bytes=len(outgoing.wire), decisions=step.decisions,
+            seq=self._seq,
+            at=now,
+            sender=sender,
+            recipient=recipient,
+            network=outgoing.network,
+            message_type=str(outgoing.envelope.type),
+            message_id=outgoing.envelope.id,
+            correlation_id=outgoing.envelope.correlation_id,
+            signed=True,
+            sealed_for=outgoing.sealed_for,
+            body_keys=sorted(outgoing.envelope.body),
+            wire_bytes=len(outgoing.wire),
+            decisions=step.decisions,
             refusal=step.refusal,
         )
         self.hops.append(hop)
@@ -289,8 +320,9 @@ class DesDriver:
         sender = self.world.component(outgoing.envelope.sender)
         envelope = outgoing.envelope.model_copy(update={"issued_at": now, "nonce": secrets.token_hex(16)})
         self.restamped += 1
-        return Outgoing(outgoing.recipient, sender.security.sign(envelope), envelope, outgoing.network,
-                        outgoing.sealed_for)
+        return Outgoing(
+            outgoing.recipient, sender.security.sign(envelope), envelope, outgoing.network, outgoing.sealed_for
+        )
 
     def _service(self, kind: str, message_type: str, cpu: float) -> float:
         self.samples[(kind, message_type)].append(cpu)
