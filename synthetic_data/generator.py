@@ -330,15 +330,24 @@ class Builder:
         spouse_target = round(target * 0.05)
         count = 0
         order = _weighted_order(rng, weights)
+        # Statuses are steered towards the national mix as households are chosen, so a city with many foreign
+        # residents (and so more families among them) still lands near 在留外国人統計.
+        head_statuses = {**_SINGLE_STATUS, **_FAMILY_STATUS}
+        national = {k: tables.RESIDENCE_STATUS_COUNTS[k] for k in head_statuses}
+        national_total = sum(national.values())
+        got: dict[str, int] = dict.fromkeys(head_statuses, 0)
         for i in order:
             if count >= target - spouse_target:
                 break
             plan = plans[i]
             head = plan.members[0]
-            if plan.household_type == "single" and 18 <= head.age < 40:
-                status = rng.choices(list(_SINGLE_STATUS), list(_SINGLE_STATUS.values()))[0]
-            else:
-                status = rng.choices(list(_FAMILY_STATUS), list(_FAMILY_STATUS.values()))[0]
+            mix = _SINGLE_STATUS if plan.household_type == "single" and 18 <= head.age < 40 else _FAMILY_STATUS
+            names = list(mix)
+            steer = [
+                min(20.0, max(0.05, (national[k] / national_total * (count + 20) + 1) / (got[k] + 1))) for k in names
+            ]
+            status = rng.choices(names, [mix[k] * f for k, f in zip(names, steer, strict=True)])[0]
+            got[status] += len(plan.members)
             table = _NATIONALITY_BY_STATUS[status]
             nationality = concrete_nationality(rng, rng.choices(list(table), list(table.values()))[0])
             chosen[i] = ("all", nationality, status)
