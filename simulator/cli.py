@@ -14,6 +14,9 @@ from rich.console import Console
 
 from simulator.controls.cli import app as controls_app
 from simulator.i18n import Lang
+from simulator.services.cli import load as services_load
+from simulator.services.cli import serve as services_serve
+from simulator.simulation.cli import simulate_command
 from simulator.training.cli import explain_command, trace_app
 from simulator.verify.cli import verify_command
 from synthetic_data.cli import app as population_app
@@ -30,6 +33,9 @@ app.add_typer(controls_app, name="controls", help="技術的対策カタログ /
 app.add_typer(population_app, name="population", help="合成住民の生成と検証 / synthetic residents")
 app.command("verify")(verify_command)
 app.command("explain")(explain_command)
+app.command("simulate")(simulate_command)
+app.command("serve")(services_serve)
+app.command("load")(services_load)
 app.add_typer(trace_app, name="trace", help="実行の記録（トレース） / traces of runs")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

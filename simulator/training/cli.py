@@ -64,7 +64,7 @@ def explain_command(
     from simulator.training.viewer import build_page, render_page
 
     language = _lang(lang)
-    console = Console()
+    console = Console(soft_wrap=True)  # paths and ids must not be broken across lines
     if flow is None:
         print_flows(console, language)
         return
@@ -112,7 +112,7 @@ def view_command(
     from simulator.training.viewer import write_page
 
     language = _lang(lang)
-    console = Console()
+    console = Console(soft_wrap=True)  # paths and ids must not be broken across lines
     try:
         page = write_page(trace, out, lang=language, flow=flow, correlation=correlation, max_hops=max_hops)
     except InputError as err:
@@ -126,4 +126,4 @@ def view_command(
         )
     for note in page.notes:
         console.print(note[language], style="yellow", highlight=False)
-    console.print(f"{out} ({len(page.hops)} hops)", highlight=False)
+    console.print(f"{out} ({len(page.hops)} hops)", highlight=False, soft_wrap=True)
