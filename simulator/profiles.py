@@ -11,17 +11,16 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from simulator.controls.catalogue import PROFILES, SEED_FILES, Catalogue
 from simulator.errors import InputError
 from simulator.model.permissions import PermissionList, PermissionRow
+from simulator.yamlmarks import Problem, YamlProblems, dotted, line_for, load_marked
 
 __all__ = [
     "ORGANISATION_KIND",
@@ -406,18 +405,8 @@ class Profile(_Strict):
 # ------------------------------------------------------------------------------------------ errors
 
 
-@dataclass(frozen=True)
-class ProfileProblem:
-    """One thing wrong in a profile or list file, located for the person who must fix it."""
-
-    file: str
-    line: int | None
-    field: str
-    rule: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.rule}"
+#: A located problem in a profile or list file (file, line, field, rule).
+ProfileProblem = Problem
 
 
 class ProfileError(InputError):
@@ -436,58 +425,18 @@ class ProfileError(InputError):
 
 
 def _parse(text: str, name: str) -> tuple[Any, dict[tuple[object, ...], int]]:
-    """Parse YAML and remember the line (1-based) of every key and list item by its path."""
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            raise ProfileError([ProfileProblem(name, None, "(file)", "the file is empty")])
-        marks: dict[tuple[object, ...], int] = {}
-        problems: list[ProfileProblem] = []
-
-        def walk(n: yaml.Node, path: tuple[object, ...]) -> None:
-            marks.setdefault(path, n.start_mark.line + 1)
-            if isinstance(n, yaml.MappingNode):
-                seen: set[str] = set()
-                for k, v in n.value:
-                    key = str(k.value)
-                    if key in seen:
-                        problems.append(
-                            ProfileProblem(name, k.start_mark.line + 1, _dotted((*path, key)), "key given twice")
-                        )
-                    seen.add(key)
-                    marks[(*path, key)] = k.start_mark.line + 1
-                    walk(v, (*path, key))
-            elif isinstance(n, yaml.SequenceNode):
-                for i, v in enumerate(n.value):
-                    walk(v, (*path, i))
-
-        walk(node, ())
-        if problems:
-            raise ProfileError(problems)
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise ProfileError(
-            [ProfileProblem(name, mark.line + 1 if mark else None, "(YAML syntax)", str(exc.problem or exc))]
-        ) from None
-    finally:
-        loader.dispose()
-    return data, marks
+        return load_marked(text, name)
+    except YamlProblems as exc:
+        raise ProfileError(exc.problems) from None
 
 
 def _dotted(path: tuple[object, ...]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
-    return out or "(root)"
+    return dotted(path)
 
 
 def _line(marks: dict[tuple[object, ...], int], path: tuple[object, ...]) -> int | None:
-    for cut in range(len(path), -1, -1):
-        if path[:cut] in marks:
-            return marks[path[:cut]]
-    return None
+    return line_for(marks, path)
 
 
 def _validation_problems(

@@ -19,10 +19,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simulator.errors import InputError
+from simulator.yamlmarks import Problem, YamlProblems, line_for, load_marked
 
 __all__ = [
     "AREAS",
@@ -282,20 +282,6 @@ class UnknownControlError(KeyError):
         return f"unknown control id {self.control_id!r}: no such entry in the control catalogue{hint}"
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong in a catalogue file, located for the person who must fix it."""
-
-    file: str
-    line: int | None
-    field: str
-    rule: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.rule}"
-
-
 class CatalogueError(InputError):
     """The catalogue data is wrong; names the file, line and field of every problem found."""
 
@@ -394,48 +380,14 @@ def seeds_dir() -> Path | None:
 
 
 def _yaml_with_marks(text: str, name: str) -> tuple[Any, dict[tuple[object, ...], int]]:
-    """Parse YAML and remember the line (1-based) of every mapping value and list item by its path."""
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            raise CatalogueError([Problem(name, None, "(file)", "the file is empty")])
-        marks: dict[tuple[object, ...], int] = {}
-        duplicates: list[Problem] = []
-
-        def walk(n: yaml.Node, path: tuple[object, ...]) -> None:
-            marks[path] = n.start_mark.line + 1
-            if isinstance(n, yaml.MappingNode):
-                seen: set[str] = set()
-                for k, v in n.value:
-                    key = str(k.value)
-                    if key in seen:
-                        field = ".".join(str(p) for p in (*path, key))
-                        duplicates.append(Problem(name, k.start_mark.line + 1, field, "key given twice"))
-                    seen.add(key)
-                    walk(v, (*path, key))
-            elif isinstance(n, yaml.SequenceNode):
-                for i, v in enumerate(n.value):
-                    walk(v, (*path, i))
-
-        walk(node, ())
-        if duplicates:
-            raise CatalogueError(duplicates)
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise CatalogueError([Problem(name, line, "(YAML syntax)", str(exc.problem or exc))]) from None
-    finally:
-        loader.dispose()
-    return data, marks
+        return load_marked(text, name)
+    except YamlProblems as exc:
+        raise CatalogueError(exc.problems) from None
 
 
 def _line_for(marks: dict[tuple[object, ...], int], path: tuple[object, ...]) -> int | None:
-    for cut in range(len(path), -1, -1):
-        if path[:cut] in marks:
-            return marks[path[:cut]]
-    return None
+    return line_for(marks, path)
 
 
 def _field_name(control_id: str | None, loc: tuple[object, ...]) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from simulator.yamlmarks import YamlProblems, line_for, load_marked
 
 __all__ = [
     "AbsentExpectation",
@@ -132,48 +133,27 @@ class Scenario(_Model):
         return out
 
 
-def _marks(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, child in node.value:
-            _marks(child, (*path, key.value), out)
-            out.setdefault((*path, key.value), key.start_mark.line + 1)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, child in enumerate(node.value):
-            _marks(child, (*path, index), out)
-
-
-def _line(marks: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
-    # Pydantic locations for steps go through `params`, which the YAML does not have: drop it.
-    path = tuple(p for p in loc if p != "params")
-    while path:
-        if path in marks:
-            return marks[path]
-        path = path[:-1]
-    return marks.get(())
-
-
 def load_scenario(path: Path) -> Scenario:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(path, None, "file", f"cannot be read ({exc.strerror})") from None
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ScenarioError(path, mark.line + 1 if mark else None, "yaml", str(exc).splitlines()[0]) from None
-    if not isinstance(data, dict) or node is None:
+        data, marks = load_marked(text, str(path))
+    except YamlProblems as exc:
+        problem = exc.problems[0]
+        field = "yaml" if problem.field == "(YAML syntax)" else problem.field
+        raise ScenarioError(path, problem.line, field, problem.rule) from None
+    if not isinstance(data, dict):
         raise ScenarioError(
             path, 1, "scenario", "the file must hold one mapping (id, title_ja, profile, steps, expect)"
         )
-    marks: dict[tuple[Any, ...], int] = {}
-    _marks(node, (), marks)
     try:
         return Scenario.model_validate({**data, "source": str(path)})
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
         field = ".".join(str(p) for p in loc if p != "params") or "scenario"
-        raise ScenarioError(path, _line(marks, loc), field, first["msg"]) from None
+        raise ScenarioError(
+            path, line_for(marks, tuple(p for p in loc if p != "params")), field, first["msg"]
+        ) from None
