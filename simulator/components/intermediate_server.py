@@ -151,8 +151,16 @@ class IntermediateServer(Component):
 
     @property
     def permission_list(self) -> PermissionList:
-        row = self.conn.execute("SELECT body FROM chukan_permission_list WHERE tenant = ?", (self.tenant,)).fetchone()
-        return PermissionList.model_validate_json(row[0])
+        # Parsed once per applied version (the stored copy stays the truth; see NwsCore.permission_list).
+        stamp = self.conn.execute(
+            "SELECT version, applied_at FROM chukan_permission_list WHERE tenant = ?", (self.tenant,)
+        ).fetchone()
+        cached: tuple[tuple[str, str], PermissionList] | None = getattr(self, "_list_cache", None)
+        if cached is None or cached[0] != (stamp[0], stamp[1]):
+            row = self.conn.execute("SELECT body FROM chukan_permission_list WHERE tenant = ?", (self.tenant,)).fetchone()
+            cached = ((stamp[0], stamp[1]), PermissionList.model_validate_json(row[0]))
+            self._list_cache = cached
+        return cached[1]
 
     def _record(self, now: datetime, kind: str, correlation_id: str | None, **data: Any) -> None:
         self.records.append(

@@ -104,8 +104,15 @@ class NwsCore(Component):
     @property
     def permission_list(self) -> PermissionList:
         """The list in force at NWS: the latest version it distributed (kept in its store, not in memory)."""
-        row = self.conn.execute("SELECT body FROM nws_master WHERE name = 'permission_list'").fetchone()
-        return PermissionList.model_validate_json(row[0])
+        # The store is the truth; the parsed list is cached per distribution sequence, since parsing the whole list
+        # on every query cost more than the query's cryptography.
+        sequence = self._list_sequence()
+        cached: tuple[int, PermissionList] | None = getattr(self, "_list_cache", None)
+        if cached is None or cached[0] != sequence:
+            row = self.conn.execute("SELECT body FROM nws_master WHERE name = 'permission_list'").fetchone()
+            cached = (sequence, PermissionList.model_validate_json(row[0]))
+            self._list_cache = cached
+        return cached[1]
 
     def _list_sequence(self) -> int:
         return int(self.conn.execute("SELECT sequence FROM nws_master WHERE name = 'permission_list'").fetchone()[0])

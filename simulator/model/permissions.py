@@ -8,6 +8,7 @@ tuple on the list" and loads the list from its YAML.
 
 from __future__ import annotations
 
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,15 @@ class PermissionList(BaseModel):
     def entries(self, row: str, table: str | None = None) -> tuple[PermissionRow, ...]:
         """Every entry of a row: one per requester kind. Row numbers of the two tables (beppyo_2, shumu_2) are
         unrelated, so a caller that knows the table should name it."""
-        return tuple(e for e in self.rows if e.row == row and (table is None or e.table == table))
+        found = self._by_row.get(row, ())
+        return found if table is None else tuple(e for e in found if e.table == table)
+
+    @cached_property
+    def _by_row(self) -> dict[str, tuple[PermissionRow, ...]]:
+        index: dict[str, list[PermissionRow]] = {}
+        for entry in self.rows:
+            index.setdefault(entry.row, []).append(entry)
+        return {row: tuple(entries) for row, entries in index.items()}
 
     def row(self, row: str, table: str | None = None) -> PermissionRow | None:
         found = self.entries(row, table)
