@@ -93,7 +93,10 @@ class PermissionList(BaseModel):
     def without_row(self, row: str, version: str, table: str | None = None) -> PermissionList:
         """A new list version with one row removed (the list changes by distribution, NWS-002)."""
         kept = tuple(r for r in self.rows if not (r.row == row and (table is None or r.table == table)))
-        return self.model_copy(update={"version": version, "rows": kept})
+        # A fresh model, not model_copy: a copy would carry the old row index along.
+        return PermissionList(
+            version=version, rows=kept, items=self.items, kinds=self.kinds, businesses=self.businesses
+        )
 
 
 def load_permission_list(path: Path | None = None) -> PermissionList:
