@@ -28,6 +28,7 @@ from simulator.components.portal import ResidentPortal
 from simulator.components.registry import Registry
 from simulator.components.relay import RELAY_PROFILES, Relay
 from simulator.components.staff import StaffDirectory, StaffPolicy
+from simulator.components.tenshutsu import install as install_jukinet_services
 from simulator.crypto.envelope import MessageSecurity
 from simulator.crypto.pki import CertificateAuthority, Credential, TrustStore
 from simulator.crypto.replay import ReplayGuard
@@ -414,3 +415,5 @@ class World:
         )
         link("portal", "nws.core", "lgwan")
         link("portal", national, "lgwan")
+        # 照会, 4情報検索の経路, card check and 特例転入 on 住基ネット (CS-017/018/019/021, JLIS-003).
+        install_jukinet_services(self)

@@ -27,6 +27,7 @@ class MessageType(StrEnum):
     BASIC4_RESULT = "jukinet.basic4_result"
     CODE_ACQUISITION_NOTIFY = "jukinet.code_acquisition"  # (処理通番, 住民票コード) → 機構
     LINK_CODE_NOTIFY = "jukinet.link_code"  # 機構 → NWS: (処理通番, 機構が生成する連携用コード), never the 住民票コード
+    TENSHUTSU_INFO = "jukinet.tenshutsu_info"  # 特例転出: 転出地CS → 転入予定地CS, the 転出証明書情報 (held, CS-017)
     WIDE_AREA_REQUEST = "jukinet.wide_area_request"  # 住民票の写しの広域交付: CS → 住基GW (off-hours cache)
     WIDE_AREA_REPLY = "jukinet.wide_area_reply"
     RELAY_MANIFEST = "juki.relay_manifest"  # 既存住基 → 住基GW: what it sent, for reconciliation (GW-003)
