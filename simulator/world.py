@@ -17,6 +17,7 @@ from pathlib import Path
 from simulator.components.atena import Atena
 from simulator.components.base import Component, Directory
 from simulator.components.business import BusinessSystem
+from simulator.components.card_system import CardManagementSystem
 from simulator.components.gateway import Gateway
 from simulator.components.hsm import KeyModule
 from simulator.components.intermediate_server import IntermediateServer
@@ -220,6 +221,10 @@ class World:
             nws_party="nws.core",
         )
         link(national, "nws.core", "lgwan")
+        card_system = "jlis.card_system"  # 個人番号カード管理システム (CS-022/023)
+        self.components[card_system] = CardManagementSystem(
+            card_system, jlis_db, security(card_system, "jlis"), self.directory
+        )
 
         organisations: list[Organisation] = []
         for m in self.spec.municipalities:
@@ -279,6 +284,7 @@ class World:
                 delivery_retention_days=m.delivery_file_retention_days,
                 # The device secret stays in the module (keys/), never in the CS store (CS-011).
                 key_module=KeyModule(db, f"{cs}.hsm", self._key(f"{m.key}.cs.hsm_device")),
+                card_system_party=card_system,
             )
             if gateway is not None:
                 self.components[gateway] = Gateway(
@@ -290,6 +296,7 @@ class World:
                 link(registry, cs, "office_lan")
             link(cs, pref, "jukinet")
             link(cs, national, "jukinet")
+            link(cs, card_system, "jukinet")
             businesses = {registry: "resident_register"}
             for business, item in (("tax", "local_tax_info"), ("ltc", "ltc_info")):
                 party = f"{m.key}.{business}"

@@ -52,7 +52,12 @@ CREATE TABLE IF NOT EXISTS gw_reconciliations (
 """
 
 #: What 既存住基 sends toward 住基ネット through the gateway (queued, in commit order).
-_TOWARD_CS = (MessageType.IDENTITY_UPDATE, MessageType.MY_NUMBER_REQUEST, MessageType.CODE_ACQUISITION_NOTIFY)
+_TOWARD_CS = (
+    MessageType.IDENTITY_UPDATE,
+    MessageType.MY_NUMBER_REQUEST,
+    MessageType.CODE_ACQUISITION_NOTIFY,
+    MessageType.DELIVERY_INFO,  # 送付先情報 (CS-022)
+)
 
 
 def _hhmm(value: str) -> time:

@@ -455,6 +455,7 @@ class NationalServer(_JukinetServer):
         self._handlers[MessageType.IDENTITY_NOTIFY] = self._on_identity_notify
         self._handlers[MessageType.MY_NUMBER_REQUEST] = self._on_my_number_request
         self._handlers[MessageType.CODE_ACQUISITION_NOTIFY] = self._on_code_acquisition
+        self._handlers[MessageType.IDENTITY_CHECK] = self._on_identity_check
 
     def register_prefectural_server(self, party: str) -> None:
         with transaction(self.conn):
@@ -579,6 +580,30 @@ class NationalServer(_JukinetServer):
             generation += 1  # only numbers issued under another generation (or adopted at load) can collide
         self._record_number(resident_code, number, generation, now)
         return number
+
+    # -- 送付先情報の突合 (CS-015): the 機構保存本人確認情報 and the 個人番号 this server holds for one code ---------
+
+    def _on_identity_check(self, envelope: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
+        result = Result()
+        self._require_member(envelope, link, "municipal_cs", "機構保存本人確認情報の照会")
+        self._keys(envelope.body, ["file_id"], "CS-015", "機構保存本人確認情報の照会（制御項目）")
+        sealed = self.unseal(envelope)
+        self._keys(sealed, ["resident_code"], "CS-015", "機構保存本人確認情報の照会")
+        try:
+            code = check_identifier(sealed["resident_code"], "resident_code")
+        except ItemProblem as problem:
+            raise self._problem(problem, "CS-015", "機構保存本人確認情報の照会") from None
+        items = self.identity(code)
+        # The number 機構 generated for the code, never a new one: a check must not issue a 個人番号.
+        number = self.conn.execute("SELECT my_number FROM ns_numbers WHERE resident_code = ?", (code,)).fetchone()
+        answer: dict[str, Any] = {"resident_code": code, "found": items is not None}
+        if items is not None:
+            answer.update({k: items[k] for k in ("name", "birth_date", "sex", "address")})
+            answer["my_number"] = str(number[0]) if number is not None else items["my_number"]
+        self.send(result, MessageType.IDENTITY_CHECK_REPLY, envelope.sender, now,
+                  body={"file_id": envelope.body["file_id"]}, personal=answer,
+                  correlation_id=envelope.correlation_id)
+        return result
 
     # -- 符号取得 (FL-17 step 5) ---------------------------------------------------------------------------------
 

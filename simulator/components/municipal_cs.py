@@ -20,6 +20,7 @@ from cryptography import x509
 
 from simulator.components.base import Component, Directory, Link, Result
 from simulator.components.hsm import KeyModule, KeyModuleError
+from simulator.components.sofusaki import DeliveryMixin
 from simulator.components.staff import StaffDirectory, StaffSession
 from simulator.controls.decision import Outcome
 from simulator.crypto.envelope import MessageSecurity
@@ -313,7 +314,7 @@ def _mac_for(party: str, device: str) -> str:
 _IDENTITY_COLUMNS = ", ".join(IDENTITY_ITEMS)
 
 
-class MunicipalCS(Component):
+class MunicipalCS(DeliveryMixin, Component):
     """市町村CS. Message contracts (body is never personal; ``sealed`` is JWE to the recipient):
 
     - in IDENTITY_UPDATE from 既存住基: body {"change_id", optional "initial_load": true}; sealed = the 8
@@ -346,6 +347,8 @@ class MunicipalCS(Component):
         bypassed_party: str | None = None,
         delivery_retention_days: int = 1,
         key_module: KeyModule | None = None,
+        card_system_party: str | None = None,
+        delivery_retention_business_days: bool | None = None,
     ) -> None:
         super().__init__(party, conn, security, directory)
         if search_min_keys not in (0, 1, 2, 3):
@@ -382,6 +385,8 @@ class MunicipalCS(Component):
         self._handlers[MessageType.MY_NUMBER_REQUEST] = self._on_my_number_request
         self._handlers[MessageType.MY_NUMBER_ISSUED] = self._on_my_number_issued
         self._handlers[MessageType.CODE_ACQUISITION_NOTIFY] = self._on_code_acquisition
+        # 送付先情報 and card events to the 個人番号カード管理システム (CS-015/016/022/023: simulator/components/sofusaki.py).
+        self._init_delivery(card_system_party, delivery_retention_business_days)
 
     # -- helpers -----------------------------------------------------------------------------------------
 

@@ -32,6 +32,12 @@ class MessageType(StrEnum):
     WIDE_AREA_REPLY = "jukinet.wide_area_reply"
     RELAY_MANIFEST = "juki.relay_manifest"  # 既存住基 → 住基GW: what it sent, for reconciliation (GW-003)
     RESIDENT_MASTER_QUERY = "juki.resident_master_query"  # 業務システム → 既存住基: 住民マスタ (JUKI-005)
+    # 送付先情報 and the 個人番号カード管理システム (CS-015/016/022/023)
+    DELIVERY_INFO = "jukinet.delivery_info"  # 送付先情報: 既存住基 → 市町村CS → 個人番号カード管理システム
+    DELIVERY_ACK = "jukinet.delivery_ack"  # カード管理システム → CS: the 送付先情報ファイル was received
+    IDENTITY_CHECK = "jukinet.identity_check"  # CS → 全国サーバ: 機構保存本人確認情報 of one 住民票コード
+    IDENTITY_CHECK_REPLY = "jukinet.identity_check_reply"
+    CARD_EVENT = "jukinet.card_event"  # CS → カード管理システム: 交付, 廃止, 回収, 一時停止, 一時停止解除, 返還
     # 団体内 (intra-municipal)
     ATENA_REGISTER = "atena.register"  # 宛名の異動データ取込
     ATENA_REGISTERED = "atena.registered"
