@@ -37,6 +37,11 @@ _COMPONENT = {
     "core": ("情報提供ネットワークシステム", "NWS"),
     "portal": ("マイナポータル", "resident portal"),
     "staff": ("職員（端末操作）", "staff (terminal)"),
+    "office_link": ("庁内連携システム", "intra-office linkage hub"),
+    "nhi": ("国民健康保険システム", "national health insurance system"),
+    "welfare": ("生活保護システム", "public assistance system"),
+    "election": ("選挙システム", "elections system"),
+    "sewer": ("下水道台帳システム", "sewerage ledger system"),
 }
 _ORG = {
     "kuwana": ("桑名市", "Kuwana"),
@@ -86,6 +91,10 @@ _MESSAGE = {
     "portal.records_request": ("情報提供等記録の開示請求", "provision records request"),
     "portal.records_response": ("情報提供等記録の開示", "provision records disclosed"),
     "staff.command": ("職員の端末操作", "staff operation at a terminal"),
+    "office.change": ("異動データ（庁内連携へ）", "change data (to the linkage hub)"),
+    "office.transfer": ("庁内移転", "intra-office transfer"),
+    "office.request": ("提供依頼", "provision request"),
+    "jukinet.tenshutsu_info": ("転出証明書情報", "move-out certificate information"),
 }
 _NETWORK = {
     "office_lan": ("庁内ネットワーク", "office network"),

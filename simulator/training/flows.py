@@ -2,7 +2,7 @@
 
 A flow is registered once with an English id, a Japanese name, aliases, which people it can be run for and
 how to run it through the components' own commands; flows the components do not carry yet are listed as
-planned, so asking for one says so. New flows (特例転入, 庁内移転 …) plug in with ``register``. This module
+planned, so asking for one says so. New flows plug in with ``register``. This module
 must never bypass a component: every hop it shows is a signed message the components exchanged.
 """
 
@@ -20,7 +20,9 @@ from typing import Any
 
 from simulator.components.base import Result
 from simulator.components.business import BusinessSystem
+from simulator.components.office_link import HUBS, OfficeLink, Route
 from simulator.components.registry import Registry
+from simulator.components.tenshutsu import JukinetServices
 from simulator.controls.catalogue import PROFILES
 from simulator.demo import DEMO_MUNICIPALITIES, DEMO_START
 from simulator.drivers.inproc import Hop, InProcessDriver
@@ -48,6 +50,14 @@ __all__ = [
 #: Prefecture of each seed municipality (keys as in simulator.i18n).
 PREFECTURE = {"kuwana": "mie", "tsukuba": "ibaraki", "sapporo": "hokkaido", "iizuka": "fukuoka", "kurashiki": "okayama"}
 REQUESTER = "kurashiki"  # 倉敷市 介護保険 is the querying side of the seeds' row 94
+#: Each seed municipality's 庁内連携 hub (a key of office_link.HUBS), as the verification worlds have them.
+OFFICE_HUB = {
+    "kuwana": "kuwana_renkei",
+    "tsukuba": "tsukuba_renkei",
+    "sapporo": "sapporo_kojin_kihon",
+    "iizuka": "iizuka_renkei",
+    "kurashiki": "kurashiki_kyotsu_kiban",
+}
 DEFAULT_SIZE = 60
 DEFAULT_SEED = 20261124
 
@@ -158,11 +168,12 @@ def find_flow(name: str) -> Flow:
 
 
 def _spec(key: str) -> MunicipalitySpec:
+    """The municipality with its own 庁内連携 hub, so 異動 reach the hub and 庁内移転 can be run."""
     for spec in DEMO_MUNICIPALITIES:
         if spec.key == key:
-            return spec
+            return replace(spec, office_link_hub=OFFICE_HUB[key])
     name_ja, name_en = PROFILES[key]
-    return MunicipalitySpec(key, name_ja, name_en, PREFECTURE[key])
+    return MunicipalitySpec(key, name_ja, name_en, PREFECTURE[key], office_link_hub=OFFICE_HUB[key])
 
 
 def _bulk_load(registry: Registry, rows: list[dict[str, Any]], now: datetime) -> Result:
@@ -491,6 +502,69 @@ def _portal(ctx: FlowContext) -> None:
     ctx.facts["records"] = ctx.world.portal.records(str(signed_in.value)) or []
 
 
+def _active_route(hub: OfficeLink) -> Route:
+    """The first route of the hub's table that is in force for everyone: approved (and confirmed where the
+    profile needs the 情報主管課長's check) and with no age-limited target set."""
+    for route in HUBS[hub.profile.hub].routes:
+        if (route.confirmed_by is not None or not route.needs_confirmation) and route.min_age is None:
+            return route
+    raise InputError("flow", f"{hub.party} has no route in force for everyone")
+
+
+def _transfer(ctx: FlowContext) -> None:
+    hub = ctx.world.component(f"{ctx.home}.office_link")
+    if not isinstance(hub, OfficeLink):
+        raise InputError("--profile", f"{ctx.home} has no 庁内連携 hub in this world")
+    route = _active_route(hub)
+    resident = ctx.world.registry(ctx.home).resident(str(ctx.person["resident_code"]))
+    if resident is None:
+        raise InputError("--person", "no 住民票 for this person")
+    person_key = str(resident["business_atena_number"])  # the hub's 参照用住記 is keyed by the 住基 宛名番号
+    session = hub.staff.authenticate("renkei-a", DEMO_PASSWORD)
+    terminal = hub.profile.terminals[0][0]
+    done = ctx.step(
+        lambda now: hub.transfer(
+            session,
+            terminal,
+            "office_lan",
+            route.destination,
+            route.department_ja,
+            route.purpose,
+            person_key,
+            None,
+            now,
+        )
+    )
+    if done.refusal is not None:
+        raise InputError("flow", f"the hub refused the transfer: {done.refusal}")
+    ctx.facts.update(route=route.route_id, destination=f"{ctx.home}.{route.destination}", person_key=person_key)
+
+
+def _special_move_out_first(ctx: FlowContext) -> None:
+    # 特例転出 at the former municipality comes first: its CS sends the 転出証明書情報 to the CS of the 転入予定地.
+    services = JukinetServices(ctx.world)
+    cs, target = ctx.world.cs(ctx.provider), ctx.world.cs(ctx.requester)
+    code = str(ctx.person["resident_code"])
+    sent = ctx.step(lambda now: services.send_tenshutsu(cs, code, target.party, now))
+    if sent.refusal is not None:
+        raise InputError("flow", f"the 転出証明書情報 was not sent: {sent.refusal}")
+
+
+def _card_move_in(ctx: FlowContext) -> None:
+    services = JukinetServices(ctx.world)
+    cs = ctx.world.cs(ctx.requester)
+    session = cs.staff.authenticate("cs-op", DEMO_PASSWORD)
+    code = str(ctx.person["resident_code"])
+    checked = ctx.step(lambda now: services.card_check(cs, session, code, now))
+    if checked.refusal is not None:
+        raise InputError("flow", f"the card check was refused: {checked.refusal}")
+    check = str(checked.value)
+    done = ctx.step(lambda now: services.special_move_in(cs, session, code, check, now))
+    if done.refusal is not None:
+        raise InputError("flow", f"the 特例転入 was refused: {done.refusal}")
+    ctx.facts["card_check"] = services.answer(cs, check)
+
+
 CODE_ACQUISITION_TYPES = frozenset(
     {
         "atena.code_request",
@@ -609,15 +683,42 @@ for _flow in (
         prepare=_portal_prepare,
         aliases=("情報提供等記録", "records", "myna_portal"),
     ),
+    Flow(
+        "transfer",
+        "庁内移転",
+        "intra-office transfer",
+        "提供・移転の権限を持つ職員が、登録された端末から庁内連携システムに移転を指示します。庁内連携システムは、"
+        "データ主管課が承認した連携ルートに設定された項目だけを、そのルートの連携先システムへ渡します。"
+        "個人番号は、個人番号利用事務のシステムにだけ渡ります。",
+        "A staff user with the transfer privilege, at a registered terminal, asks the intra-office linkage hub for "
+        "a transfer; the hub passes only the items of a route the data owner approved, to that route's system, "
+        "and a My Number only to a system registered for My Number business.",
+        "resident",
+        _transfer,
+        aliases=("庁内連携", "移転", "office_transfer", "renkei"),
+    ),
+    Flow(
+        "card_move_in",
+        "特例転入",
+        "move-in with the My Number Card",
+        "個人番号カードを持って転出した方（特例転出）の転入です。転出地の市町村CSから届いて保留されている"
+        "転出証明書情報を、窓口でカードを確認したうえで、同じ住民票コードの方についてだけ使います。"
+        "紙の転出証明書は要りません。",
+        "A move-in by a person who moved out with the My Number Card: the 転出証明書情報 the former municipality's "
+        "CS sent is held, and used only after the card is checked at the counter and only for the same resident "
+        "code. No paper certificate is needed.",
+        "leaver",
+        _card_move_in,
+        prepare=_special_move_out_first,
+        aliases=("特例転出", "カード転入", "tokurei_tennyu", "special_move_in"),
+    ),
 ):
     register(_flow)
 
 for _planned in (
-    Planned("card_move_in", "特例転入", "move-in with the My Number Card"),
     Planned("move_out", "転出", "move-out"),
     Planned("death", "死亡", "death"),
     Planned("household_change", "世帯変更", "household change"),
-    Planned("transfer", "庁内移転", "intra-office transfer", ("庁内連携",)),
     Planned("mailing_info", "送付先情報", "mailing-address information"),
 ):
     PLANNED[_planned.id] = _planned

@@ -86,6 +86,28 @@ _PURPOSE: dict[str, tuple[str, str]] = {
         "{sender} sends {recipient} the copy (replica) used to answer other organisations' queries; it ends up "
         "stored encrypted in the intermediate server.",
     ),
+    "office.change": (
+        "{sender}が、異動の内容を連番付きで{recipient}へ送ります。庁内連携システムは連番の抜けや順序の乱れを"
+        "確かめて参照用の住記データを更新し、承認されたルートの連携先へ配信します。",
+        "{sender} sends {recipient} the change, numbered so a gap or a reordering shows; the hub updates its "
+        "reference copy and distributes it along the approved routes.",
+    ),
+    "office.transfer": (
+        "{sender}が、承認された連携ルートに設定された項目だけを{recipient}へ渡します。個人番号を含めるのは、"
+        "個人番号利用事務のシステムとして登録された連携先だけです。",
+        "{sender} passes {recipient} only the items the approved route names; a My Number goes only to a system "
+        "registered for My Number business.",
+    ),
+    "office.request": (
+        "{sender}が、承認されたルートで{recipient}にこの方の情報の提供を依頼します。",
+        "{sender} asks {recipient} for the person's data under an approved route.",
+    ),
+    "jukinet.tenshutsu_info": (
+        "特例転出で、{sender}が転出証明書情報を住基ネットで{recipient}へ送ります。転入先では一定期間保留され、"
+        "カードを確認した特例転入にだけ使われます。",
+        "With a special move-out, {sender} sends the move-out certificate information over Juki-net to "
+        "{recipient}, which holds it for a set period for a card-checked special move-in only.",
+    ),
     "atena.replica_ack": ("{sender}が副本登録の結果を返します。", "{sender} acknowledges the replica."),
     "atena.business_query": (
         "{sender}が、この方の情報を他の機関へ照会したいと{recipient}に依頼します。人の指定は個人番号ではなく、"
