@@ -398,6 +398,46 @@ def _move_within(ctx: FlowContext) -> None:
     )
 
 
+def _move_out(ctx: FlowContext) -> None:
+    _four_eyes(
+        ctx,
+        {
+            "change_type": "move_out",
+            "resident_code": ctx.person["resident_code"],
+            "change_date": ctx.driver.now.date().isoformat(),
+            "destination_address": "東京都千代田区霞が関二丁目1番2号",
+        },
+    )
+
+
+def _death(ctx: FlowContext) -> None:
+    _four_eyes(
+        ctx,
+        {
+            "change_type": "death",
+            "resident_code": ctx.person["resident_code"],
+            "change_date": (ctx.driver.now.date() - timedelta(days=1)).isoformat(),
+        },
+    )
+
+
+def _mailing_info(ctx: FlowContext) -> None:
+    """既存住基 extracts 送付先情報 for one person; CS checks it with 機構 and sends the file to the CMS."""
+    from simulator.components.sofusaki import extract_delivery
+
+    registry = ctx.world.registry(ctx.home)
+    code = str(ctx.person["resident_code"])
+    extracted = ctx.step(lambda now: extract_delivery(registry, code, now))
+    if extracted.refusal is not None:
+        raise InputError("flow", f"the registry refused the extraction: {extracted.refusal}")
+    cs = ctx.world.cs(ctx.home)
+    files = cs.delivery_files()
+    if not files:
+        raise InputError("flow", "CS made no 送付先情報ファイル")
+    file_id = str(files[-1]["file_id"])
+    ctx.step(lambda now: cs.send_delivery_file(file_id, "jlis.card_system", now))
+
+
 def _move_out_first(ctx: FlowContext) -> None:
     # The 転出届 at the former municipality comes first (days before); it is not part of the 転入 walked.
     _four_eyes(
@@ -715,10 +755,45 @@ for _flow in (
 ):
     register(_flow)
 
-for _planned in (
-    Planned("move_out", "転出", "move-out"),
-    Planned("death", "死亡", "death"),
-    Planned("household_change", "世帯変更", "household change"),
-    Planned("mailing_info", "送付先情報", "mailing-address information"),
+for _flow in (
+    Flow(
+        "move_out",
+        "転出",
+        "move-out",
+        "市外へ引っ越す方の転出届を2人の職員が入力・確認します。住民票は消除され（除票）、本人確認情報の更新が"
+        "市町村CSから都道府県サーバ・全国サーバへ伝わります。",
+        "A move-out entered and confirmed by two clerks: the 住民票 is removed (除票) and the identity update goes "
+        "from the municipal CS to the prefectural and national servers.",
+        "resident",
+        _move_out,
+        aliases=("転出届", "moveout"),
+    ),
+    Flow(
+        "death",
+        "死亡",
+        "death",
+        "死亡届に基づく住民票の消除を2人の職員が入力・確認します。消除の事実が住基ネットへ伝わります。"
+        "亡くなった方の個人番号も、同じ管理のもとに残ります。",
+        "A removal on a death notification, entered and confirmed by two clerks; Juki-net is told. The deceased "
+        "person's My Number stays under the same controls.",
+        "resident",
+        _death,
+        aliases=("死亡届", "deceased"),
+    ),
+    Flow(
+        "mailing_info",
+        "送付先情報",
+        "mailing-address information",
+        "個人番号通知書などを送るための送付先情報を既存住基が作り、市町村CSが機構の本人確認情報と突き合わせてから、"
+        "個人番号カード管理システムへ送ります。",
+        "The registry extracts the mailing-address information for the My Number notice; the municipal CS checks "
+        "it against 機構's identity information, then sends it to the card management system.",
+        "resident",
+        _mailing_info,
+        aliases=("送付先", "sofusaki", "mailing"),
+    ),
 ):
+    register(_flow)
+
+for _planned in (Planned("household_change", "世帯変更", "household change"),):
     PLANNED[_planned.id] = _planned
