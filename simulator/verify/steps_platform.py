@@ -1,0 +1,181 @@
+"""Step kinds for the 中間サーバー・プラットフォーム's own functions (PF-007/008, CHUKAN-006) and the linkage and
+inquiry records (LOG-008/009).
+
+Steps drive the components' commands as the platform operator, the tenant's staff, a business system or a
+diff job would. Where a scenario needs a fault (a lost message), the step drops it on the way; steps never
+decide, and the components' decisions are what expectations match.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from simulator.components.base import Result
+from simulator.components.platform import BackupTarget, TenantPlatform, reconcile_replica
+from simulator.model.envelope import MessageType
+from simulator.verify.steps import ScenarioContext, StepError, StepRecord, step
+from simulator.verify.steps_chukan import _run, _staff_step
+
+__all__: list[str] = []
+
+
+def _earlier(ctx: ScenarioContext, p: dict[str, Any]) -> Any:
+    of = str(p.get("of", ""))
+    if of not in ctx.records or ctx.records[of].value is None:
+        raise StepError("of", f"names no earlier step with a result ({of!r})")
+    return ctx.records[of].value
+
+
+@step("platform_backup")
+def _platform_backup(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """The platform operator backs a tenant's store up to `target` ({name, country, tier})."""
+    t = dict(p.get("target") or {})
+    target = BackupTarget(str(t.get("name", "dc-db")), str(t.get("country", "JP")), str(t.get("tier", "database")))
+    _staff_step(
+        ctx,
+        record,
+        {"user": "operator", **p},
+        ctx.provider,
+        lambda c, s, now: TenantPlatform(c).backup(s, target, now),
+    )
+
+
+@step("platform_restore")
+def _platform_restore(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """The platform operator restores the backup of an earlier `platform_backup` step (`of`) and checks it."""
+    backup_id = str(_earlier(ctx, p))
+    _staff_step(
+        ctx,
+        record,
+        {"user": "operator", **p},
+        ctx.provider,
+        lambda c, s, now: TenantPlatform(c).restore(s, backup_id, now),
+    )
+
+
+@step("delete_tenant_data")
+def _delete_tenant_data(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """A delete of one person's 副本 rows (`atena_number`, default: the tenant's first row), as `user`."""
+    chukan = ctx.world.intermediate(ctx.municipality(p.get("municipality"), ctx.provider))
+    number = p.get("atena_number")
+    if number is None:
+        row = chukan.conn.execute(
+            "SELECT atena_number FROM chukan_replicas WHERE tenant = ? ORDER BY atena_number LIMIT 1", (chukan.tenant,)
+        ).fetchone()
+        if row is None:
+            raise StepError("atena_number", f"{chukan.tenant} has no replica rows")
+        number = row[0]
+    _staff_step(
+        ctx,
+        record,
+        {"user": "reviewer", **p},
+        ctx.provider,
+        lambda c, s, now: TenantPlatform(c).delete_person(s, str(number), now),
+    )
+
+
+@step("disk_swap")
+def _disk_swap(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """The platform operator swaps a disk (`disk_id`), with an `erase` record {method, certificate} or none."""
+    erase = p.get("erase")
+    disk = str(p.get("disk_id", f"disk-{uuid.uuid4().hex[:6]}"))
+    _staff_step(
+        ctx,
+        record,
+        {"user": "operator", **p},
+        ctx.provider,
+        lambda c, s, now: TenantPlatform(c).swap_disk(s, disk, dict(erase) if isinstance(erase, dict) else None, now),
+    )
+
+
+@step("disk_audit")
+def _disk_audit(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """The platform audit of disk swaps against erase records."""
+    chukan = ctx.world.intermediate(ctx.municipality(p.get("municipality"), ctx.provider))
+    _run(ctx, record, lambda now: TenantPlatform(chukan).audit_disk_swaps(now))
+
+
+@step("export_replica")
+def _export_replica(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """Tenant staff export the 副本 of `item` (default local_tax_info) for reconciliation."""
+    item = str(p.get("item", "local_tax_info"))
+    _staff_step(
+        ctx,
+        record,
+        {"user": "reviewer", **p},
+        ctx.provider,
+        lambda c, s, now: TenantPlatform(c).export_replica(s, item, now),
+    )
+
+
+@step("reconcile_replica")
+def _reconcile_replica(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """The city-side diff job: the export of an earlier step (`of`) against `business`'s 原本 (default tax)."""
+    export = _earlier(ctx, p)
+    if not isinstance(export, dict) or "rows" not in export:
+        raise StepError("of", "names no export_replica step")
+    m = ctx.municipality(p.get("municipality"), ctx.provider)
+    system = ctx.world.business(m, str(p.get("business", "tax")))
+    _run(ctx, record, lambda now: reconcile_replica(system, export, now))
+
+
+def _changed(record: dict[str, Any]) -> dict[str, Any]:
+    out = dict(record)
+    if "taxable_income" in out:
+        out["taxable_income"] = int(out["taxable_income"]) + 1000
+    elif "premium_stage" in out:
+        out["premium_stage"] = 1 if int(out["premium_stage"]) != 1 else 2
+    else:
+        out["address"] = f"{out.get('address', '')}（変更）"
+    return out
+
+
+@step("update_original")
+def _update_original(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """A business system updates its 原本 (`new_person: true`: registers a resident it did not hold); with
+    `lose_replica: true` the 副本 update is lost on the way to 宛名, so the 副本 diverges from the 原本."""
+    m = ctx.municipality(p.get("municipality"), ctx.provider)
+    system = ctx.world.business(m, str(p.get("business", "tax")))
+    rows = system.conn.execute(
+        f"SELECT business_atena_number, my_number, record FROM {system.table}_records ORDER BY business_atena_number"
+    ).fetchall()
+    if not rows:
+        raise StepError("business", f"{system.party} holds no records")
+    if p.get("new_person"):
+        held = {str(r[1]) for r in rows}
+        fresh = [
+            r for r in ctx.population.residents.get(m, []) if r["status"] == "active" and r["my_number"] not in held
+        ]
+        if not fresh:
+            raise StepError("new_person", f"every active resident of {m} is already in {system.party}")
+        number, my_number, new = f"N{uuid.uuid4().int % 10**9:09d}", str(fresh[0]["my_number"]), json.loads(rows[0][2])
+    else:
+        number, my_number, new = str(rows[0][0]), str(rows[0][1]), _changed(json.loads(rows[0][2]))
+    lose = bool(p.get("lose_replica", False))
+
+    def act(now: datetime) -> Result:
+        result = system.register(number, my_number, new, now)
+        if lose:
+            result.outgoing = [o for o in result.outgoing if o.envelope.type != MessageType.REPLICA_UPDATE]
+        return result
+
+    _run(ctx, record, act)
+
+
+@step("inquiry")
+def _inquiry(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """The registry's inquiry desk: `action: receive` (`channel`, `subject`) or `close` (`of`, `response`)."""
+    from simulator.components.inquiry import InquiryDesk
+
+    registry = ctx.world.registry(ctx.municipality(p.get("municipality"), ctx.provider))
+    desk = InquiryDesk(registry)
+    session = ctx.session(registry.staff, str(p.get("user", "clerk-a")))
+    if str(p.get("action", "receive")) == "receive":
+        channel, subject = str(p.get("channel", "phone")), str(p.get("subject", ""))
+        _run(ctx, record, lambda now: desk.receive(session, channel, subject, now))
+        return
+    inquiry_id, response = str(_earlier(ctx, p)), str(p.get("response", ""))
+    _run(ctx, record, lambda now: desk.close(session, inquiry_id, response, now))
