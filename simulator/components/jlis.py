@@ -549,19 +549,29 @@ class NationalServer(_JukinetServer):
 
     def _on_my_number_request(self, envelope: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
         result = Result()
-        self._require_member(envelope, link, "municipal_cs", "個人番号生成要求")
-        self._keys(envelope.body, ["request_id"], "CS-006", "個人番号生成要求（制御項目）")
-        sealed = self.unseal(envelope)
-        self._keys(sealed, ["resident_code"], "CS-006", "個人番号生成要求")
-        try:
-            code = check_identifier(sealed["resident_code"], "resident_code")
-        except ItemProblem as problem:
-            raise self._problem(problem, "CS-012", "個人番号生成要求") from None
+        code = self._resident_code_request(envelope, link, "request_id", ("CS-006", "CS-012"), "個人番号生成要求")
         number = self.my_number_for(code, now)
         self.send(result, MessageType.MY_NUMBER_ISSUED, envelope.sender, now,
                   body={"request_id": envelope.body["request_id"]},
                   personal={"resident_code": code, "my_number": number}, correlation_id=envelope.correlation_id)
         return result
+
+    def _resident_code_request(
+        self, envelope: Envelope, link: Link, control_field: str, controls: tuple[str, str], what_ja: str
+    ) -> str:
+        """A CS request about one 住民票コード: member CS only, its control field, a sealed, well-formed code.
+
+        ``controls`` names the control for the message shape and the one for the code's format.
+        """
+        shape, form = controls
+        self._require_member(envelope, link, "municipal_cs", what_ja)
+        self._keys(envelope.body, [control_field], shape, f"{what_ja}（制御項目）")
+        sealed = self.unseal(envelope)
+        self._keys(sealed, ["resident_code"], shape, what_ja)
+        try:
+            return check_identifier(sealed["resident_code"], "resident_code")
+        except ItemProblem as problem:
+            raise self._problem(problem, form, what_ja) from None
 
     def my_number_for(self, resident_code: str, now: datetime) -> str:
         """The 個人番号 of a 住民票コード: the one already issued, or a new one that was never issued before."""
@@ -585,14 +595,7 @@ class NationalServer(_JukinetServer):
 
     def _on_identity_check(self, envelope: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
         result = Result()
-        self._require_member(envelope, link, "municipal_cs", "機構保存本人確認情報の照会")
-        self._keys(envelope.body, ["file_id"], "CS-015", "機構保存本人確認情報の照会（制御項目）")
-        sealed = self.unseal(envelope)
-        self._keys(sealed, ["resident_code"], "CS-015", "機構保存本人確認情報の照会")
-        try:
-            code = check_identifier(sealed["resident_code"], "resident_code")
-        except ItemProblem as problem:
-            raise self._problem(problem, "CS-015", "機構保存本人確認情報の照会") from None
+        code = self._resident_code_request(envelope, link, "file_id", ("CS-015", "CS-015"), "機構保存本人確認情報の照会")
         items = self.identity(code)
         # The number 機構 generated for the code, never a new one: a check must not issue a 個人番号.
         number = self.conn.execute("SELECT my_number FROM ns_numbers WHERE resident_code = ?", (code,)).fetchone()
