@@ -8,8 +8,11 @@ control itself: every check lives in the component that enforces it.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import secrets
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,12 +40,25 @@ from simulator.errors import InputError
 from simulator.model.permissions import PermissionList, load_permission_list
 from simulator.store.db import connect
 
-__all__ = ["DEMO_PASSWORD", "MunicipalitySpec", "World", "WorldSpec"]
+__all__ = ["DEMO_PASSWORD", "MunicipalitySpec", "World", "WorldSpec", "extensions"]
 
 #: Password of the demo world's staff accounts (synthetic world, shown in the README).
 DEMO_PASSWORD = "jukisim-demo"
 MARKER = ".jukisim-world"
 MAX_SKEW = timedelta(minutes=5)
+
+
+def extensions() -> list[Callable[[World], object]]:
+    """``install(world)`` of every module in simulator/extensions/, in name order (found, never listed by hand)."""
+    import simulator.extensions as package
+
+    found = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        install = getattr(module, "install", None)
+        if callable(install):
+            found.append(install)
+    return found
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,7 @@ class World:
         self.components: dict[str, Component] = {}
         self.stores: dict[str, sqlite3.Connection] = {}
         self.now = spec.start
+        self.fresh = False  # set by _build: True while a new world is being made
 
     # -- lookup ----------------------------------------------------------------------------------------------
 
@@ -180,8 +197,44 @@ class World:
             path.chmod(0o600)
         return path.read_bytes()
 
+    # -- what an extension needs to add a part of the world -----------------------------------------------
+
+    def credential(self, party: str, org: str) -> Credential:
+        """The party's certificate and key from the world's CA (issued on a fresh build, loaded otherwise)."""
+        folder = self.data_dir / "keys" / "parties" / party
+        if self.fresh:
+            cred = self.ca.issue(party, org, self.spec.start - timedelta(days=1))
+            cred.save(folder)
+        else:
+            cred = Credential.load(folder)
+        self.directory.publish(party, cred.certificate)
+        return cred
+
+    def security(self, party: str, org: str) -> MessageSecurity:
+        """Message security for a new party of organisation ``org`` (its replay guard lives in ``org``'s store)."""
+        return MessageSecurity(
+            self.credential(party, org),
+            self.trust,
+            ReplayGuard(self.store(org), MAX_SKEW * 2),
+            max_skew=MAX_SKEW,
+        )
+
+    def add_staff(self, directory: StaffDirectory, user: str, name: str, roles: set[str]) -> None:
+        """A synthetic staff account (only on a fresh build: a reopened world keeps its own accounts)."""
+        if self.fresh:
+            directory.add(user, name, roles, DEMO_PASSWORD, now=self.spec.start)
+
+    def store(self, org: str) -> sqlite3.Connection:
+        """The organisation's SQLite store (``<org>.sqlite`` in the world directory)."""
+        return self._store(org)
+
+    def key(self, name: str, size: int = 32) -> bytes:
+        """A symmetric key an organisation holds (kept under keys/, never in a store)."""
+        return self._key(name, size)
+
     def _build(self, *, fresh: bool) -> None:
         now = self.spec.start
+        self.fresh = fresh
         if fresh:
             ca = CertificateAuthority.create("jukisim LGPKI (simulated)", now - timedelta(days=1))
             ca.save(self.data_dir / "keys" / "ca")
@@ -190,25 +243,8 @@ class World:
         self.ca = ca
         # The CA republishes its CRL when nextUpdate passes, by the world's clock (which the driver advances).
         self.trust = TrustStore(ca.root_certificate, lambda: ca.crl(self.now))
-
-        def credential(party: str, org: str) -> Credential:
-            folder = self.data_dir / "keys" / "parties" / party
-            if fresh:
-                cred = ca.issue(party, org, now - timedelta(days=1))
-                cred.save(folder)
-            else:
-                cred = Credential.load(folder)
-            self.directory.publish(party, cred.certificate)
-            return cred
-
-        def add_staff(directory: StaffDirectory, user: str, name: str, roles: set[str]) -> None:
-            if fresh:
-                directory.add(user, name, roles, DEMO_PASSWORD, now=now)
-
-        def security(party: str, org: str) -> MessageSecurity:
-            return MessageSecurity(
-                credential(party, org), self.trust, ReplayGuard(self._store(org), MAX_SKEW * 2), max_skew=MAX_SKEW
-            )
+        add_staff = self.add_staff
+        security = self.security
 
         link = self.directory.connect
         national = "jlis.national_server"
@@ -424,3 +460,7 @@ class World:
         link("portal", national, "lgwan")
         # 照会, 4情報検索の経路, card check and 特例転入 on 住基ネット (CS-017/018/019/021, JLIS-003).
         install_jukinet_services(self)
+        # Parts of the world beside the linkage spine (business systems in depth, terminals and networks,
+        # media, contractors, e-application …), each in its own module under simulator/extensions/.
+        for install in extensions():
+            install(self)

@@ -24,18 +24,14 @@ from simulator.controls.catalogue import Catalogue, Control
 from simulator.i18n import Lang, wareki
 from simulator.verify.runner import ScenarioResult
 
-__all__ = ["LINKAGE_AREAS", "Verdict", "VerificationReport", "build_report"]
+__all__ = ["Verdict", "VerificationReport", "build_report"]
 
 #: The areas issue 4 verifies: the linkage components (115 technical controls). The others follow later.
-LINKAGE_AREAS = ("JUKI", "GW", "CS", "JLIS", "ATENA", "RENKEI", "RELAY", "CHUKAN", "PF", "NWS", "AUTH", "LOG")
-
-
 class Verdict:
     VERIFIED = "verified"
     PARTIAL = "partial"
     FAILED = "failed"
     NOT_COVERED = "not_covered"
-    NOT_YET = "not_yet_verified"
     CHECKLIST = "checklist"
 
 
@@ -44,7 +40,6 @@ VERDICT_LABELS = {
     "partial": ("一部のみ検証", "partly verified"),
     "failed": ("不合格", "failed"),
     "not_covered": ("シナリオなし", "no scenario"),
-    "not_yet_verified": ("未検証（後続の課題で対応）", "not yet verified (later issue)"),
     "checklist": ("シミュレーションでは検証不可（人が確認）", "not verifiable by simulation (human check)"),
 }
 
@@ -52,7 +47,6 @@ VERDICT_LABELS = {
 @dataclass
 class ControlEntry:
     control: Control
-    in_scope: bool
     scenarios: list[dict[str, Any]] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
     allowed_verified: bool = False
@@ -69,7 +63,7 @@ class ControlEntry:
             return Verdict.VERIFIED
         if self.allowed_verified or self.refused_verified:
             return Verdict.PARTIAL
-        return Verdict.NOT_COVERED if self.in_scope else Verdict.NOT_YET
+        return Verdict.NOT_COVERED
 
     def as_json(self, sites: list[tuple[str, int]]) -> dict[str, Any]:
         c = self.control
@@ -105,7 +99,7 @@ class VerificationReport:
 
     @property
     def technical_in_scope(self) -> list[ControlEntry]:
-        return [e for e in self.entries if e.control.kind == "technical" and e.in_scope]
+        return [e for e in self.entries if e.control.kind == "technical"]
 
     @property
     def failed_scenarios(self) -> list[ScenarioResult]:
@@ -221,7 +215,7 @@ def build_report(
     generated_at: datetime,
 ) -> VerificationReport:
     controls = catalogue.by_profile(profile) if profile else list(catalogue)
-    entries = {c.id: ControlEntry(c, in_scope=c.area in LINKAGE_AREAS or c.kind != "technical") for c in controls}
+    entries = {c.id: ControlEntry(c) for c in controls}
     for r in results:
         for control_id in r.scenario.controls:
             entry = entries.get(control_id)
