@@ -205,6 +205,8 @@ class Auth(_Strict):
     password_max_age: str | None = None
     fy_rollover_revoke: bool = False  # AUTH-008: all rights lapse on 1 April
     same_day_revoke: bool = False  # AUTH-007: rights revoked the same day
+    rights_register: bool = False  # AUTH-009/010/011: rights only from approved applications, with windows
+    central_authority: bool = False  # AUTH-012: the 団体内統合宛名 platform authenticates staff for every system
 
     @field_validator("password_max_age")
     @classmethod
