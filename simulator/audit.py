@@ -1,15 +1,18 @@
 """`jukisim audit verify`: prove a world's evidence is intact and complete.
 
 For every organisation's SQLite file it recomputes the hash chains of the audit trail and the 情報提供等記録
-(LOG-005), and across organisations it checks that every exchange NWS mediated is recorded by the
-requester and the provider too (CHUKAN-022, NWS-003). It opens the files read-only and must never repair,
-rewrite or delete anything it finds.
+(LOG-005), and across organisations it checks that every exchange NWS mediated is recorded by the requester
+and the provider too, that every provision is recorded by all three (provider sent, NWS relayed, requester
+answered), and that no permit was provided or answered twice (CHUKAN-022, NWS-003). Messages still staged in
+an outbox are reported, since a gap with messages in flight may only be unfinished. It opens the files
+read-only and must never repair, rewrite or delete anything it finds.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,10 +26,18 @@ class AuditReport:
     files: dict[str, dict[str, int]] = field(default_factory=dict)  # file → table → rows checked
     breaks: list[tuple[str, ChainBreak]] = field(default_factory=list)
     missing_records: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)  # a permit provided, relayed or answered more than once
+    staged: dict[str, int] = field(default_factory=dict)  # file → messages still in its outbox (in flight)
+    provisions: int = 0  # provisions recorded by the provider (provision.sent)
+    complete_provisions: int = 0  # … of which NWS relayed and the requester recorded the answer
 
     @property
     def ok(self) -> bool:
-        return not self.breaks and not self.missing_records
+        return not self.breaks and not self.missing_records and not self.duplicates
+
+    @property
+    def in_flight(self) -> int:
+        return sum(self.staged.values())
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
@@ -41,6 +52,10 @@ def verify_directory(data_dir: Path) -> AuditReport:
     nws_permits: dict[str, tuple[str, str]] = {}
     provider_permits: set[str] = set()
     requester_queries: set[tuple[str, str]] = set()
+    sent: Counter[str] = Counter()  # permit → provider's provision.sent rows
+    relayed: Counter[str] = Counter()  # permit → NWS provision.relayed rows with status provided
+    answered: Counter[str] = Counter()  # permit → requester's query.answered rows with status provided
+    answered_queries: Counter[tuple[str, str]] = Counter()
     files = sorted(data_dir.glob("*.sqlite"))
     if not files:
         raise FileNotFoundError(f"data: no *.sqlite stores in {data_dir}")
@@ -63,6 +78,17 @@ def verify_directory(data_dir: Path) -> AuditReport:
                             provider_permits.add(str(record.get("permit_id")))
                         elif kind == "query.sent":
                             requester_queries.add((str(record["requester"]), str(record["query_id"])))
+                        if kind == "provision.sent":
+                            sent[str(record.get("permit_id"))] += 1
+                        elif kind == "provision.relayed" and record.get("status") == "provided":
+                            relayed[str(record.get("permit_id"))] += 1
+                        elif kind == "query.answered":
+                            answered_queries[(str(record.get("requester")), str(record.get("query_id")))] += 1
+                            if record.get("status") == "provided":
+                                answered[str(record.get("permit_id"))] += 1
+            outbox = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='service_outbox'").fetchone()
+            if outbox:
+                report.staged[path.name] = conn.execute("SELECT COUNT(*) FROM service_outbox").fetchone()[0]
             report.files[path.name] = counts
         finally:
             conn.close()
@@ -71,4 +97,23 @@ def verify_directory(data_dir: Path) -> AuditReport:
             report.missing_records.append(f"permit {permit_id}: NWS mediated it but the provider has no record")
         if (requester, query_id) not in requester_queries:
             report.missing_records.append(f"query {query_id}: NWS mediated it but {requester} has no record")
+    for permit_id in sorted(set(sent) | set(relayed) | set(answered)):
+        if not sent[permit_id]:
+            report.missing_records.append(f"permit {permit_id}: provided to the requester but the provider has no"
+                                          " provision.sent record")
+        if not relayed[permit_id]:
+            report.missing_records.append(f"permit {permit_id}: provided but NWS has no provision.relayed record")
+        if not answered[permit_id]:
+            report.missing_records.append(f"permit {permit_id}: provided but the requester has no query.answered"
+                                          " record")
+        if sent[permit_id] and relayed[permit_id] and answered[permit_id]:
+            report.complete_provisions += 1
+        for who, counter in (("provider", sent), ("NWS", relayed), ("requester", answered)):
+            if counter[permit_id] > 1:
+                report.duplicates.append(f"permit {permit_id}: recorded as provided {counter[permit_id]} times by the"
+                                         f" {who}")
+    for (requester, query_id), count in sorted(answered_queries.items()):
+        if count > 1:
+            report.duplicates.append(f"query {query_id}: {requester} recorded {count} answers")
+    report.provisions = sum(1 for n in sent.values() if n)
     return report

@@ -1,15 +1,18 @@
-"""Service driver: one organisation's components behind a network boundary, with a durable outbox.
+"""Service driver: one organisation's components behind a network boundary, with a durable outbox and inbox.
 
 The twin of the in-process driver for the HTTP services. It hands a received wire to the recipient component
 with a Link whose source is the peer the TLS handshake authenticated, on the wall clock, and writes every
-message that step sends into the store's outbox in the same transaction, so a crash loses nothing. Messages
-for parties of the same service are delivered here at once, from the outbox; the rest wait for the sender.
-It must never reach into a component's tables, alter a message, or trust a sender named only by the message.
+message that step sends into the store's outbox in the same transaction, so a crash loses nothing. The same
+transaction writes the verdict into the inbox, keyed by message id: the very same wire delivered again (its
+answer was lost in a crash) gets the same verdict and has no second effect. Messages for parties of the same
+service are delivered here at once, from the outbox; the rest wait for the sender. It must never reach into a
+component's tables, alter a message, or trust a sender named only by the message.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import sqlite3
 import threading
@@ -39,6 +42,22 @@ CREATE TABLE IF NOT EXISTS service_outbox (
     local INTEGER NOT NULL,
     staged_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS service_inbox (
+    message_id TEXT PRIMARY KEY,
+    wire_sha256 TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    status TEXT NOT NULL,
+    refusal TEXT,
+    received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS service_requests (
+    request_key TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    value TEXT,
+    refusal TEXT,
+    received_at TEXT NOT NULL
+);
 """
 
 
@@ -67,6 +86,7 @@ class Receipt:
     remote: list[OutboxItem] = field(default_factory=list)
     correlation_ids: set[str] = field(default_factory=set)
     hops: list[Hop] = field(default_factory=list)
+    duplicate: bool = False  # the same wire (or request key) was already handled: this is its stored verdict
 
     @property
     def refusal(self) -> Refusal | None:
@@ -147,6 +167,11 @@ class ServiceDriver:
                     field="connection",
                 )
                 return self._refused_at_gateway(component, refusal, now, header, peer)
+            digest = hashlib.sha256(wire.encode("utf-8")).hexdigest()
+            replayed = self._inbox_verdict(str(header.get("id", "")), digest, peer, recipient)
+            if replayed is not None:
+                replayed.message_type = _str_or_none(header.get("type"))
+                return replayed
             network = self.world.components[recipient].directory.network_between(peer, recipient)
             if network is None:
                 refusal = component.refuse(
@@ -160,6 +185,14 @@ class ServiceDriver:
             with transaction(self.conn):
                 result = component.handle(wire, Link(source=peer, network=network), now)
                 staged = self._stage(result.outgoing, now)
+                if header.get("id"):
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO service_inbox (message_id, wire_sha256, peer, recipient, status, refusal,"
+                        " received_at) VALUES (?,?,?,?,?,?,?)",
+                        (str(header["id"]), digest, peer, recipient, "refused" if result.refusal else "accepted",
+                         json.dumps(result.refusal.as_dict(), ensure_ascii=False) if result.refusal else None,
+                         now.isoformat()),
+                    )
             receipt = Receipt(
                 "refused" if result.refusal else "accepted",
                 result,
@@ -187,13 +220,34 @@ class ServiceDriver:
 
     # -- local commands (staff terminals, business API) -------------------------------------------------
 
-    def command(self, action: Callable[[datetime], Result]) -> Receipt:
-        """Run a staff command or API call on a hosted component now; stage and deliver what it sends."""
+    def command(self, action: Callable[[datetime], Result], *, request_key: str | None = None) -> Receipt:
+        """Run a staff command or API call on a hosted component now; stage and deliver what it sends.
+
+        With a ``request_key`` (the caller's Idempotency-Key) the outcome is kept with the step: a caller that
+        lost the answer in a crash and asks again gets the same outcome, and the command does not run twice.
+        """
         with self.lock:
+            if request_key is not None:
+                row = self.conn.execute(
+                    "SELECT status, value, refusal FROM service_requests WHERE request_key = ?", (request_key,)
+                ).fetchone()
+                if row is not None:
+                    kept = Result(value=json.loads(row[1]) if row[1] else None,
+                                  refusal=_refusal_of(row[2]) if row[2] else None)
+                    return Receipt(row[0], kept, duplicate=True)
             now = self._now()
             with transaction(self.conn):
                 result = action(now)
                 staged = self._stage(result.outgoing, now)
+                if request_key is not None:
+                    self.conn.execute(
+                        "INSERT INTO service_requests (request_key, status, value, refusal, received_at)"
+                        " VALUES (?,?,?,?,?)",
+                        (request_key, "refused" if result.refusal else "accepted",
+                         json.dumps(result.value, ensure_ascii=False, default=str),
+                         json.dumps(result.refusal.as_dict(), ensure_ascii=False) if result.refusal else None,
+                         now.isoformat()),
+                    )
             receipt = Receipt("refused" if result.refusal else "accepted", result)
             self._cascade(receipt, staged)
             return receipt
@@ -235,6 +289,28 @@ class ServiceDriver:
     def backlog(self) -> int:
         with self.lock:
             return int(self.conn.execute("SELECT count(*) FROM service_outbox").fetchone()[0])
+
+    def _inbox_verdict(self, message_id: str, digest: str, peer: str, recipient: str) -> Receipt | None:
+        """The kept verdict when this exact wire already came from this peer; None for anything new.
+
+        Only the identical bytes from the same authenticated peer match: a different message reusing the id is
+        handed to the component, whose replay guard refuses it (CHUKAN-013).
+        """
+        if not message_id:
+            return None
+        row = self.conn.execute(
+            "SELECT status, refusal FROM service_inbox WHERE message_id = ? AND wire_sha256 = ? AND peer = ?"
+            " AND recipient = ?",
+            (message_id, digest, peer, recipient),
+        ).fetchone()
+        if row is None:
+            return None
+        result = Result(refusal=_refusal_of(row[1]) if row[1] else None)
+        return Receipt(row[0], result, message_id=message_id, duplicate=True)
+
+    def inbox_size(self) -> int:
+        with self.lock:
+            return int(self.conn.execute("SELECT count(*) FROM service_inbox").fetchone()[0])
 
     # -- internals --------------------------------------------------------------------------------------
 
@@ -336,6 +412,18 @@ class ServiceDriver:
             refusal=result.refusal,
         )
         receipt.hops.append(hop)
+
+
+def _refusal_of(text: str) -> Refusal:
+    data = json.loads(text)
+    return Refusal(
+        RefusalCode(data["code"]),
+        component=str(data.get("component")),
+        control_id=str(data.get("control_id")),
+        reason_ja=str(data.get("reason_ja")),
+        reason_en=str(data.get("reason_en")),
+        field=_str_or_none(data.get("field")),
+    )
 
 
 def _str_or_none(value: Any) -> str | None:

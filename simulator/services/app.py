@@ -28,6 +28,7 @@ from simulator.components.registry import Registry
 from simulator.components.staff import StaffDirectory, StaffSession
 from simulator.drivers.service import Receipt, ServiceDriver
 from simulator.errors import InputError, Refusal
+from simulator.services.admission import Admission
 from simulator.services.sender import JOSE, Sender
 from simulator.services.tls import peer_party
 from simulator.services.topology import ServiceSpec
@@ -62,6 +63,7 @@ class ServiceContext:
     world: World
     driver: ServiceDriver
     sender: Sender | None = None
+    admission: Admission = field(default_factory=Admission)
     draining: bool = False
     started: bool = False
     in_flight: int = 0
@@ -130,6 +132,7 @@ class Verdict(BaseModel):
     message_type: str | None = None
     refusal: dict[str, Any] | None = None
     decisions: list[dict[str, Any]] = Field(default_factory=list)
+    duplicate: bool = Field(False, description="the same message was handled before: this is its kept verdict")
 
 
 class SessionRequest(BaseModel):
@@ -209,7 +212,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         backlog = ctx.sender.backlog() if ctx.sender else {}
         ok = ctx.started and not ctx.draining
         body = {"ready": ok, "service": spec.name, "parties": list(spec.parties), "draining": ctx.draining,
-                "backlog": backlog}
+                "backlog": backlog, "admission": ctx.admission.as_dict()}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.post(
@@ -232,7 +235,13 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         chain = ((request.scope.get("extensions") or {}).get("tls") or {}).get("client_cert_chain") or []
         peer = peer_party(chain[0]) if chain else None
         wire = raw.decode("ascii", errors="replace")
-        receipt = await ctx.run(lambda: ctx.driver.receive(wire, peer))
+        busy = ctx.admission.enter(ctx.driver.backlog(), business=False)
+        if busy is not None:
+            return busy
+        try:
+            receipt = await ctx.run(lambda: ctx.driver.receive(wire, peer))
+        finally:
+            ctx.admission.leave()
         ctx.settle(receipt)
         ctx.last_message = loop.time()
         verdict = Verdict(
@@ -241,6 +250,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             message_type=receipt.message_type,
             refusal=receipt.refusal.as_dict() if receipt.refusal else None,
             decisions=_decisions(receipt.result),
+            duplicate=receipt.duplicate,
         )
         status = 202 if receipt.refusal is None else http_status(str(receipt.refusal.code))
         return JSONResponse(verdict.model_dump(), status_code=status)
@@ -274,7 +284,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
             def authenticate() -> StaffSession:
                 with lock:
-                    return directory.authenticate(req.user_id, req.password)
+                    # The wall clock the service runs on: password ages and rights windows are checked against it.
+                    return directory.authenticate(req.user_id, req.password, now=ctx.driver.clock())
 
             try:
                 # scrypt takes tens of milliseconds: off the event loop, on the store's own login connection.
@@ -298,13 +309,24 @@ def _business_routes(app: FastAPI, ctx: ServiceContext, name: str, system: Busin
     tag = f"business:{name}"
 
     @app.post(f"/{name}/queries", tags=[tag], status_code=201, name=f"{name}_query")
-    async def start_query(req: QueryRequest) -> JSONResponse:
+    async def start_query(
+        req: QueryRequest,
+        idempotency_key: Annotated[str | None, Header(max_length=128, description="同じキーの再送は同じ照会IDを返す"
+                                                      " / a retry with the same key gets the same query")] = None,
+    ) -> JSONResponse:
         """情報照会を開始します (GYOMU-011). Returns the query id; poll GET …/queries/{id}."""
         if ctx.draining:
             return _draining()
-        receipt = await ctx.run(lambda: ctx.driver.command(
-            lambda now: system.query(req.operator, req.business_atena_number, req.row, list(req.items), req.provider,
-                                     now)))
+        busy = ctx.admission.enter(ctx.driver.backlog(), business=True)
+        if busy is not None:
+            return busy
+        key = f"{name}/queries:{idempotency_key}" if idempotency_key else None
+        try:
+            receipt = await ctx.run(lambda: ctx.driver.command(
+                lambda now: system.query(req.operator, req.business_atena_number, req.row, list(req.items),
+                                         req.provider, now), request_key=key))
+        finally:
+            ctx.admission.leave()
         ctx.settle(receipt)
         if receipt.refusal is not None:
             return _refusal_response(receipt.refusal)
@@ -334,9 +356,15 @@ def _business_routes(app: FastAPI, ctx: ServiceContext, name: str, system: Busin
         """業務データの登録・更新と副本の更新 (宛名 → 中間サーバー)."""
         if ctx.draining:
             return _draining()
-        receipt = await ctx.run(lambda: ctx.driver.command(
-            lambda now: system.register(req.business_atena_number, req.my_number, req.record, now,
-                                        auto_reply_disabled=req.auto_reply_disabled)))
+        busy = ctx.admission.enter(ctx.driver.backlog(), business=True)
+        if busy is not None:
+            return busy
+        try:
+            receipt = await ctx.run(lambda: ctx.driver.command(
+                lambda now: system.register(req.business_atena_number, req.my_number, req.record, now,
+                                            auto_reply_disabled=req.auto_reply_disabled)))
+        finally:
+            ctx.admission.leave()
         ctx.settle(receipt)
         if receipt.refusal is not None:
             return _refusal_response(receipt.refusal)

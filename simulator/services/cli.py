@@ -21,7 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 app = typer.Typer(help="HTTPサービスと負荷試験 / the world as services, and load tests", no_args_is_help=True,
                   add_completion=False)
 
-ProfileOption = Annotated[str, typer.Option("--profile", help="世界のプロファイル / world profile (demo)")]
+ProfileOption = Annotated[str, typer.Option("--profile", help="世界のプロファイル / world profile: demo, kuwana, tsukuba, sapporo, iizuka, kurashiki")]
 SizeOption = Annotated[int, typer.Option("--size", min=40, help="住民数 / residents in the world")]
 SeedOption = Annotated[int, typer.Option("--seed", help="乱数の種 / population seed")]
 PortOption = Annotated[int, typer.Option("--port-base", min=1024, max=65000, help="最初のポート / first port")]
@@ -58,8 +58,14 @@ def serve(
     drain_timeout: Annotated[float, typer.Option("--drain-timeout", min=0, help="停止時の送信待ち上限（秒）")] = 30.0,
     ready_file: Annotated[Path | None, typer.Option("--ready-file", help="準備完了時に書くJSON / written when ready")]
     = None,
+    max_in_flight: Annotated[int, typer.Option("--max-in-flight", min=1, help="同時処理の上限（超えると503/429）")]
+    = 64,
+    max_backlog: Annotated[int, typer.Option("--max-backlog", min=1, help="送信待ち電文の上限（超えると新規業務は429）")]
+    = 5000,
+    retry_after: Annotated[int, typer.Option("--retry-after", min=1, help="混雑時の Retry-After（秒）")] = 1,
 ) -> None:
     """世界をHTTPサービスとしてループバックで起動します（相互TLS）。Ctrl-C / SIGTERM で送信を終えてから停止します。"""
+    from simulator.services.admission import AdmissionLimits
     from simulator.services.runtime import RunSettings, prepare, run_services
     from simulator.services.topology import load_overrides
 
@@ -85,7 +91,8 @@ def serve(
     def announce(pids: dict[str, int]) -> None:
         console.print(f"[green]準備完了 / ready[/] ({len(pids)} services). Ctrl-C で停止 / to stop")
 
-    settings = RunSettings(data, profile, topology, selected, drain_timeout=drain_timeout)
+    settings = RunSettings(data, profile, topology, selected, drain_timeout=drain_timeout,
+                           admission=AdmissionLimits(max_in_flight, max_backlog, retry_after))
     code = run_services(settings, processes=_check_processes(processes), ready_file=ready_file, on_ready=announce)
     console.print("停止しました（未送信の電文は送信待ちテーブルに保存） / stopped")
     raise typer.Exit(code)

@@ -28,6 +28,7 @@ import uvicorn
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from simulator.drivers.service import ServiceDriver
+from simulator.services.admission import Admission, AdmissionLimits
 from simulator.services.app import ServiceContext, create_app
 from simulator.services.sender import Sender
 from simulator.services.tls import TlsMaterial, issue_tls, peer_aware, server_context
@@ -49,6 +50,7 @@ class RunSettings:
     drain_timeout: float = 30.0
     quiet_period: float = 1.0
     log_level: str = "warning"
+    admission: AdmissionLimits = field(default_factory=AdmissionLimits)
 
     def selected(self) -> list[str]:
         return list(self.services) or self.topology.names()
@@ -113,7 +115,7 @@ class Host:
             for name in settings.selected():
                 spec = settings.topology.service(name)
                 driver = ServiceDriver(world, spec.parties, world.stores[spec.organisation], now_jst)
-                ctx = ServiceContext(spec, world, driver)
+                ctx = ServiceContext(spec, world, driver, admission=Admission(settings.admission))
                 ctx.sender = Sender(settings.topology, material, _delivered_by(ctx))
                 self.contexts.append(ctx)
                 config = uvicorn.Config(
@@ -268,7 +270,7 @@ def run_services(
     files: dict[str, Path] = {}
     for name in settings.selected():
         single = RunSettings(settings.data_dir, settings.profile, settings.topology, [name],
-                             settings.drain_timeout, settings.quiet_period, settings.log_level)
+                             settings.drain_timeout, settings.quiet_period, settings.log_level, settings.admission)
         files[name] = settings.data_dir / f".ready.{name}.json"
         files[name].unlink(missing_ok=True)
         proc = spawn.Process(target=_child, args=(single, str(files[name])), name=f"jukisim:{name}")

@@ -4,7 +4,8 @@ One lane per destination service, each strictly in order (one message in flight)
 organisations arrive in the order they were staged. Each message goes out under its sending party's own TLS
 client certificate, and only to a server whose certificate names the destination service (SNI). A message
 leaves the outbox only once the recipient's service has answered for it (accepted or refused); transport
-failures are retried with backoff. It must never drop, reorder or alter a message.
+failures are retried with backoff; a busy answer (503/429 ``{"status": "busy", "retry_after_s"}``) is retried
+after the wait it asks for. It must never drop, reorder or alter a message.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class SenderStats:
     accepted: int = 0
     refused: int = 0
     transport_errors: int = 0
+    busy: int = 0  # busy answers honoured (the message stayed queued and was sent again after Retry-After)
     refusal_codes: dict[str, int] = field(default_factory=dict)
 
 
@@ -54,12 +56,14 @@ class Sender:
         *,
         timeout: float = 30.0,
         flush_interval: float = 0.05,
+        max_retry_after: float = 30.0,
     ) -> None:
         self.topology = topology
         self.material = material
         self._delivered = delivered
         self.timeout = timeout
         self.flush_interval = flush_interval
+        self.max_retry_after = max_retry_after
         self.stats = SenderStats()
         self._peers: dict[tuple[str, str], PeerConnection] = {}
         self._lanes: dict[str, _Lane] = {}
@@ -137,6 +141,12 @@ class Sender:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
+            if outcome.get("status") == "busy":
+                self.stats.busy += 1
+                hint = outcome.get("retry_after_s")
+                wait = float(hint) if isinstance(hint, int | float) and hint > 0 else backoff
+                await asyncio.sleep(min(wait, self.max_retry_after))
+                continue
             backoff = 0.05
             lane.queue.popleft()
             self._done.append(item.seq)
@@ -149,8 +159,8 @@ class Sender:
                 log.info("%s refused %s (%s): %s", item.recipient, item.message_id, item.message_type, code)
 
     async def _post(self, destination: ServiceSpec, item: OutboxItem) -> dict[str, Any] | None:
-        """POST one wire under the sending party's certificate; the recipient service's verdict, or None when it
-        must be retried (no answer, or an answer that is not a verdict, e.g. 503 while it starts)."""
+        """POST one wire under the sending party's certificate; the recipient service's verdict, its busy answer,
+        or None when it must be retried (no answer, or an answer that is not a verdict, e.g. 503 while it starts)."""
         try:
             status, payload = await self._peer(item.sender, destination).post(
                 "/messages", item.wire.encode("ascii"), JOSE
@@ -163,6 +173,8 @@ class Sender:
         except ValueError:
             verdict = None
         if isinstance(verdict, dict) and verdict.get("status") in ("accepted", "refused"):
+            return verdict
+        if status in (429, 503) and isinstance(verdict, dict) and verdict.get("status") == "busy":
             return verdict
         log.warning("%s answered %s without a verdict for %s", destination.name, status, item.message_id)
         return None

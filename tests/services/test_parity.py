@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 
 from simulator.components.base import Link
-from simulator.drivers.service import OutboxItem
+from simulator.drivers.service import OutboxItem, peek
 from simulator.model.envelope import Envelope
 from simulator.services.world import now_jst
 from tests.services.conftest import Harness, query_body
@@ -53,12 +53,20 @@ def test_tampered_signature(harness: Harness) -> None:
 
 
 def test_replayed_message(harness: Harness) -> None:
+    """The very same wire again from the same peer (its answer was lost in a crash) gets the kept verdict and has
+    no second effect; the same message id signed anew is a replay, refused as in-process (CHUKAN-013)."""
     item = staged_query(harness)
     chukan = "platform.intermediate_server.kurashiki"
     assert over_http(harness, "platform.kurashiki", item.wire, item.sender) is None
-    expected = in_process(harness, chukan, item.wire, item.sender)
+    again = harness.post_message("platform.kurashiki", item.wire, item.sender)
+    assert again.status_code == 202 and again.json()["duplicate"] is True
+    towards_nws = [i for i in harness.contexts["platform.kurashiki"].driver.pending() if i.recipient == "nws.core"]
+    assert len(towards_nws) == 1  # one 情報照会, not two
+    resigned = harness.world.component(item.sender).security.sign(Envelope.model_validate(peek(item.wire)))
+    assert resigned != item.wire  # ES256 signatures are randomised: same message id, other bytes
+    expected = in_process(harness, chukan, resigned, item.sender)
     assert expected == "Security.ReplayedMessage"
-    assert over_http(harness, "platform.kurashiki", item.wire, item.sender) == expected
+    assert over_http(harness, "platform.kurashiki", resigned, item.sender) == expected
     assert last_denial(harness, chukan)["code"] == expected
 
 
