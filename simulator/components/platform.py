@@ -1,4 +1,5 @@
-"""中間サーバー・プラットフォーム operations on one tenant's store: DB-side backup and restore (PF-007), deletion
+"""中間サーバー・プラットフォーム operations on one tenant's store: the UTM in front of it and its log analysis
+(PF-005), the hosts' anti-malware patterns and patches (PF-006), DB-side backup and restore (PF-007), deletion
 by the municipality only and erasure records at disk swaps (PF-008), and the 副本 export for reconciliation
 with the 原本 (CHUKAN-006). Decisions are taken by the tenant's 中間サーバー (or, for the diff job, by the business
 system that holds the 原本). It must never let the platform operator read or delete 特定個人情報, never put a 符号
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,30 @@ from simulator.components.staff import StaffSession
 from simulator.controls.decision import Outcome
 from simulator.errors import RefusalCode
 
-__all__ = ["ERASE_METHODS", "BackupTarget", "TenantPlatform", "reconcile_replica"]
+__all__ = [
+    "ERASE_METHODS",
+    "INTRUSION_SIGNATURES",
+    "BackupTarget",
+    "TenantPlatform",
+    "reconcile_replica",
+]
+
+#: PF-005: the platform's only service port toward its peers (HTTPS over LGWAN); anything else is dropped.
+UTM_SERVICE_PORTS = frozenset({443})
+#: PF-005: distinct ports one source may touch within the window before it is treated as a port scan.
+PORT_SCAN_PORTS = 10
+PORT_SCAN_WINDOW = timedelta(minutes=1)
+#: PF-005: the UTM's intrusion-prevention signatures (a representative set of well-known exploit patterns).
+INTRUSION_SIGNATURES = {
+    "sql_injection": re.compile(r"(?i)'\s*or\s+'?1'?\s*=\s*'?1|union\s+select"),
+    "path_traversal": re.compile(r"\.\./\.\./"),
+    "jndi_lookup": re.compile(r"(?i)\$\{jndi:"),
+    "shellshock": re.compile(r"\(\)\s*\{\s*:;\s*\}"),
+}
+#: PF-006 policy: pattern files at most a day old; a released patch applied within two weeks.
+PATTERN_MAX_AGE = timedelta(days=1)
+PATCH_GRACE = timedelta(days=14)
+PATCHED_LAYERS = frozenset({"os", "middleware"})
 
 #: Erasure that the PIAs accept at a hardware swap: crypto-erase or a dedicated erase tool.
 ERASE_METHODS = frozenset({"crypto_erase", "erase_tool"})
@@ -62,6 +87,21 @@ class TenantPlatform:
                 tenant TEXT NOT NULL, backup_id TEXT NOT NULL, target TEXT NOT NULL, country TEXT NOT NULL,
                 path TEXT NOT NULL, sha256 TEXT NOT NULL, replica_rows INTEGER NOT NULL, taken_at TEXT NOT NULL,
                 taken_by TEXT NOT NULL, PRIMARY KEY (tenant, backup_id));
+            CREATE TABLE IF NOT EXISTS platform_utm_log (
+                tenant TEXT NOT NULL, at TEXT NOT NULL, source TEXT NOT NULL, network TEXT NOT NULL,
+                port INTEGER NOT NULL, verdict TEXT NOT NULL, rule TEXT NOT NULL, detail TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS platform_utm_alerts (
+                tenant TEXT NOT NULL, at TEXT NOT NULL, source TEXT NOT NULL, rule TEXT NOT NULL, detail TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS platform_utm_analyses (
+                tenant TEXT NOT NULL, until TEXT NOT NULL, lines INTEGER NOT NULL, alerts INTEGER NOT NULL,
+                summary TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS platform_hosts (
+                tenant TEXT NOT NULL, host TEXT NOT NULL, pattern_at TEXT NOT NULL, patches TEXT NOT NULL,
+                reported_at TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN ('in_service', 'quarantined')),
+                PRIMARY KEY (tenant, host));
+            CREATE TABLE IF NOT EXISTS platform_patches (
+                tenant TEXT NOT NULL, layer TEXT NOT NULL, level INTEGER NOT NULL, released_at TEXT NOT NULL,
+                PRIMARY KEY (tenant, layer, level));
             CREATE TABLE IF NOT EXISTS platform_disk_swaps (
                 tenant TEXT NOT NULL, disk_id TEXT NOT NULL, swapped_at TEXT NOT NULL, swapped_by TEXT NOT NULL,
                 erase_method TEXT, erase_certificate TEXT, physically_destroyed INTEGER NOT NULL DEFAULT 0,
@@ -358,6 +398,283 @@ class TenantPlatform:
                 swaps=len(swaps),
             )
             result.value = len(swaps)
+
+        return server.command(now, None, act)
+
+    # -- PF-005: the UTM in front of the platform -----------------------------------------------------------------
+
+    def _utm_log(
+        self, now: datetime, source: str, network: str, port: int, verdict: str, rule: str, detail: str
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO platform_utm_log (tenant, at, source, network, port, verdict, rule, detail)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (self.tenant, now.isoformat(), source, network, port, verdict, rule, detail),
+        )
+
+    def utm_screen(self, source: str, network: str, port: int, payload: str, now: datetime) -> Result:
+        """One connection through the UTM toward the tenant's 中間サーバー. Every connection leaves a log line;
+        a blocked one is a deny (and, for a scan, an alert) that is committed, not rolled back: the block is the
+        UTM working, and its log is what the analysis job reads."""
+        server = self.server
+
+        def act(result: Result) -> None:
+            since = (now - PORT_SCAN_WINDOW).isoformat()
+            probed = {
+                int(p)
+                for (p,) in self.conn.execute(
+                    "SELECT port FROM platform_utm_log WHERE tenant = ? AND source = ? AND at >= ?",
+                    (self.tenant, source, since),
+                )
+            } | {port}
+            peer_network = server.directory.network_between(source, server.party)
+            block: tuple[str, RefusalCode, str, str, str] | None = None
+            if len(probed) >= PORT_SCAN_PORTS:
+                block = (
+                    "port_scan",
+                    RefusalCode.SOURCE_NOT_ALLOWED,
+                    "source",
+                    f"{source} から {PORT_SCAN_WINDOW.total_seconds():.0f} 秒間に {len(probed)} ポートへの接続を検知しました"
+                    "（ポートスキャン）。遮断し、警報を上げます",
+                    f"{source} probed {len(probed)} ports within {PORT_SCAN_WINDOW}: a port scan, blocked and alerted",
+                )
+            elif peer_network is None or peer_network != network or port not in UTM_SERVICE_PORTS:
+                block = (
+                    "not_allowed",
+                    RefusalCode.SOURCE_NOT_ALLOWED,
+                    "source" if peer_network is None else ("network" if peer_network != network else "port"),
+                    f"許可リストにない通信です（{source}、{network}、ポート {port}）。破棄しました",
+                    f"traffic not on the allow-list ({source} over {network} to port {port}) was dropped",
+                )
+            else:
+                for name, pattern in INTRUSION_SIGNATURES.items():
+                    if pattern.search(payload):
+                        block = (
+                            name,
+                            RefusalCode.FIELD_NOT_ALLOWED,
+                            "payload",
+                            f"既知の攻撃パターン（{name}）に一致したため遮断しました（侵入防止）",
+                            f"the payload matches the known intrusion signature {name!r}; blocked",
+                        )
+                        break
+            if block is None:
+                self._utm_log(now, source, network, port, "pass", "allow_list", "")
+                server.allow(
+                    result,
+                    "PF-005",
+                    now,
+                    f"許可リストの通信（{source}、{network}、ポート {port}）を通過させ、ログに記録しました",
+                    f"allowed traffic ({source} over {network} to port {port}) passed and was logged",
+                    None,
+                    source=source,
+                    network=network,
+                    port=port,
+                )
+                result.value = "pass"
+                return
+            rule, code, field_name, reason_ja, reason_en = block
+            self._utm_log(now, source, network, port, "block", rule, reason_en)
+            if rule == "port_scan":
+                self.conn.execute(
+                    "INSERT INTO platform_utm_alerts (tenant, at, source, rule, detail) VALUES (?,?,?,?,?)",
+                    (self.tenant, now.isoformat(), source, rule, json.dumps(sorted(probed))),
+                )
+            result.decisions.append(
+                server.decide(
+                    "PF-005",
+                    Outcome.DENY,
+                    now,
+                    reason_ja=reason_ja,
+                    reason_en=reason_en,
+                    evidence={"source": source, "network": network, "port": port, "rule": rule},
+                    code=str(code),
+                )
+            )
+            result.refusal = server.refuse(code, "PF-005", reason_ja, reason_en, field=field_name)
+            result.value = "block"
+
+        return server.command(now, None, act)
+
+    def utm_analyse(self, session: StaffSession, now: datetime) -> Result:
+        """The log-analysis job: read the UTM log since the last analysis and report what was blocked and alerted."""
+        server = self.server
+
+        def act(result: Result) -> None:
+            server._require_login(session)
+            server.staff.require(session, "platform_operator", "PF-005", "UTMログの解析", "analyse the UTM log")
+            last = self.conn.execute(
+                "SELECT MAX(until) FROM platform_utm_analyses WHERE tenant = ?", (self.tenant,)
+            ).fetchone()[0]
+            rows = self.conn.execute(
+                "SELECT verdict, rule, source FROM platform_utm_log WHERE tenant = ? AND at > ?",
+                (self.tenant, last or ""),
+            ).fetchall()
+            alerts = self.conn.execute(
+                "SELECT COUNT(*) FROM platform_utm_alerts WHERE tenant = ? AND at > ?", (self.tenant, last or "")
+            ).fetchone()[0]
+            by_rule: dict[str, int] = {}
+            for verdict, rule, _ in rows:
+                by_rule[f"{verdict}:{rule}"] = by_rule.get(f"{verdict}:{rule}", 0) + 1
+            blocked_sources = sorted({s for v, _, s in rows if v == "block"})
+            self.conn.execute(
+                "INSERT INTO platform_utm_analyses (tenant, until, lines, alerts, summary) VALUES (?,?,?,?,?)",
+                (self.tenant, now.isoformat(), len(rows), int(alerts), json.dumps(by_rule, sort_keys=True)),
+            )
+            server._operation(session, now, "platform.utm_analysis", lines=len(rows), alerts=int(alerts))
+            server.allow(
+                result,
+                "PF-005",
+                now,
+                f"UTMログ {len(rows)} 行を解析しました（遮断 {sum(1 for r in rows if r[0] == 'block')} 件、警報 {alerts} 件）",
+                f"analysed {len(rows)} UTM log lines ({sum(1 for r in rows if r[0] == 'block')} blocked, {alerts} alerts)",
+                None,
+                lines=len(rows),
+                alerts=int(alerts),
+                by_rule=by_rule,
+                blocked_sources=blocked_sources,
+            )
+            result.value = {"lines": len(rows), "alerts": int(alerts), "by_rule": by_rule}
+
+        return server.command(now, None, act)
+
+    # -- PF-006: anti-malware patterns and patches on the platform's hosts ---------------------------------------
+
+    def host_report(
+        self,
+        session: StaffSession,
+        host: str,
+        pattern_at: datetime,
+        patches: dict[str, int],
+        now: datetime,
+    ) -> Result:
+        """A host's agent reports its anti-malware pattern date and OS/middleware patch levels (the inventory)."""
+        server = self.server
+
+        def act(result: Result) -> None:
+            server._require_login(session)
+            server.staff.require(
+                session, "platform_operator", "PF-006", "ホスト台帳の更新", "update the host inventory"
+            )
+            unknown = sorted(set(patches) - PATCHED_LAYERS)
+            if not host or unknown:
+                raise server.refuse(
+                    RefusalCode.FIELD_INVALID,
+                    "PF-006",
+                    f"ホスト名と、{'・'.join(sorted(PATCHED_LAYERS))} のパッチ水準で報告してください",
+                    f"a host report names the host and patch levels of {', '.join(sorted(PATCHED_LAYERS))} only",
+                    field="patches" if unknown else "host",
+                )
+            self.conn.execute(
+                "INSERT INTO platform_hosts (tenant, host, pattern_at, patches, reported_at, state) VALUES (?,?,?,?,?,"
+                "'in_service') ON CONFLICT(tenant, host) DO UPDATE SET pattern_at = excluded.pattern_at,"
+                " patches = excluded.patches, reported_at = excluded.reported_at",
+                (self.tenant, host, pattern_at.isoformat(), json.dumps(patches, sort_keys=True), now.isoformat()),
+            )
+            server._operation(session, now, "platform.host_report", host=host)
+            result.value = host
+
+        return server.command(now, None, act)
+
+    def release_patch(self, session: StaffSession, layer: str, level: int, now: datetime) -> Result:
+        """A vendor patch released for a layer (os, middleware): hosts must reach it within the grace period."""
+        server = self.server
+
+        def act(result: Result) -> None:
+            server._require_login(session)
+            server.staff.require(session, "platform_operator", "PF-006", "パッチ情報の登録", "register a patch")
+            if layer not in PATCHED_LAYERS:
+                raise server.refuse(
+                    RefusalCode.FIELD_INVALID,
+                    "PF-006",
+                    f"パッチの対象は {'・'.join(sorted(PATCHED_LAYERS))} のいずれかです",
+                    f"a patch is for one of {', '.join(sorted(PATCHED_LAYERS))}",
+                    field="layer",
+                )
+            self.conn.execute(
+                "INSERT OR REPLACE INTO platform_patches (tenant, layer, level, released_at) VALUES (?,?,?,?)",
+                (self.tenant, layer, level, now.isoformat()),
+            )
+            server._operation(session, now, "platform.patch_released", layer=layer, level=level)
+            result.value = level
+
+        return server.command(now, None, act)
+
+    def compliance_check(self, session: StaffSession, now: datetime, *, quarantine: bool = False) -> Result:
+        """The compliance job over the host inventory: a host whose pattern file is older than the policy, or that
+        lacks a patch released more than the grace period ago, is flagged (and, by option, quarantined)."""
+        server = self.server
+
+        def act(result: Result) -> None:
+            server._require_login(session)
+            server.staff.require(session, "platform_operator", "PF-006", "ホストの適合性確認", "check host compliance")
+            hosts = self.conn.execute(
+                "SELECT host, pattern_at, patches FROM platform_hosts WHERE tenant = ? AND state = 'in_service'"
+                " ORDER BY host",
+                (self.tenant,),
+            ).fetchall()
+            if not hosts:
+                raise server.refuse(
+                    RefusalCode.NOT_FOUND,
+                    "PF-006",
+                    "ホスト台帳が空です。適合性を確認できません",
+                    "the host inventory is empty; compliance cannot be shown",
+                    field="hosts",
+                )
+            due = {
+                str(layer): int(level)
+                for layer, level, released in self.conn.execute(
+                    "SELECT layer, MAX(level), released_at FROM platform_patches WHERE tenant = ? AND released_at <= ?"
+                    " GROUP BY layer",
+                    (self.tenant, (now - PATCH_GRACE).isoformat()),
+                )
+            }
+            flagged: list[dict[str, Any]] = []
+            for host, pattern_at, patches_json in hosts:
+                patches = json.loads(patches_json)
+                problems = []
+                age = now - datetime.fromisoformat(pattern_at)
+                if age > PATTERN_MAX_AGE:
+                    problems.append(f"pattern {age.days}d old")
+                problems.extend(
+                    f"{layer} {patches.get(layer, 0)} < {level}"
+                    for layer, level in sorted(due.items())
+                    if int(patches.get(layer, 0)) < level
+                )
+                if problems:
+                    flagged.append({"host": host, "problems": problems})
+            if quarantine:
+                self.conn.executemany(
+                    "UPDATE platform_hosts SET state = 'quarantined' WHERE tenant = ? AND host = ?",
+                    [(self.tenant, f["host"]) for f in flagged],
+                )
+            server._operation(session, now, "platform.compliance", hosts=len(hosts), flagged=len(flagged))
+            result.value = flagged
+            if flagged:
+                names = ", ".join(f["host"] for f in flagged)
+                result.decisions.append(
+                    server.decide(
+                        "PF-006",
+                        Outcome.DENY,
+                        now,
+                        reason_ja=f"ウイルス対策パターンまたはパッチが方針より古いホストがあります: {names}"
+                        + ("（隔離しました）" if quarantine else ""),
+                        reason_en=f"hosts with a pattern file or patch level older than the policy: {names}"
+                        + (" (quarantined)" if quarantine else ""),
+                        evidence={"flagged": flagged, "hosts": len(hosts), "quarantined": quarantine},
+                        code=str(RefusalCode.STATE_CONFLICT),
+                    )
+                )
+                return
+            server.allow(
+                result,
+                "PF-006",
+                now,
+                f"全ホスト {len(hosts)} 台のウイルス対策パターンとパッチが最新です",
+                f"all {len(hosts)} hosts run current anti-malware patterns and patches",
+                None,
+                hosts=len(hosts),
+                patches_due=due,
+            )
 
         return server.command(now, None, act)
 

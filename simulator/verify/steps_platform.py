@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from simulator.components.base import Result
@@ -179,3 +180,78 @@ def _inquiry(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> Non
         return
     inquiry_id, response = str(_earlier(ctx, p)), str(p.get("response", ""))
     _run(ctx, record, lambda now: desk.close(session, inquiry_id, response, now))
+
+
+@step("utm_traffic")
+def _utm_traffic(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """Connections through the UTM toward a tenant's 中間サーバー: from `from` (a party; default the tenant's
+    city-side peer) over `network` (default the network that party is linked on) to `port` (default 443) with
+    `payload`; `ports: [..]` tries each port in turn, one second apart (a port scan)."""
+    chukan = ctx.world.intermediate(ctx.municipality(p.get("municipality"), ctx.provider))
+    source = str(p.get("from") or chukan.atena_party)
+    linked = ctx.world.directory.network_between(source, chukan.party)
+    network = str(p.get("network") or linked or "internet")
+    payload = str(p.get("payload", ""))
+    ports = [int(x) for x in p.get("ports", [p.get("port", 443)])]
+    if not ports:
+        raise StepError("ports", "names no port")
+    platform = TenantPlatform(chukan)
+
+    def attempt(port: int) -> Callable[[datetime], Result]:
+        return lambda now: platform.utm_screen(source, network, port, payload, now)
+
+    for index, port in enumerate(ports):
+        if index:
+            ctx.driver.advance(timedelta(seconds=1))
+        _run(ctx, record, attempt(port))
+    record.value = [h.refusal is None for h in record.hops]
+
+
+@step("utm_analyse")
+def _utm_analyse(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """The platform operator's log-analysis job over the UTM log of a tenant."""
+    _staff_step(
+        ctx, record, {"user": "operator", **p}, ctx.provider, lambda c, s, now: TenantPlatform(c).utm_analyse(s, now)
+    )
+
+
+@step("host_report")
+def _host_report(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """A platform host's agent reports (`host`, `pattern_age_days`: how old its pattern file is, `patches`:
+    {os, middleware} levels), sent in by the platform operator."""
+    host = str(p.get("host", ""))
+    age = timedelta(days=float(p.get("pattern_age_days", 0)))
+    patches = {str(k): int(v) for k, v in dict(p.get("patches") or {}).items()}
+    _staff_step(
+        ctx,
+        record,
+        {"user": "operator", **p},
+        ctx.provider,
+        lambda c, s, now: TenantPlatform(c).host_report(s, host, now - age, patches, now),
+    )
+
+
+@step("patch_release")
+def _patch_release(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """A vendor patch for `layer` (os, middleware) at `level` is registered by the platform operator."""
+    layer, level = str(p.get("layer", "os")), int(p.get("level", 1))
+    _staff_step(
+        ctx,
+        record,
+        {"user": "operator", **p},
+        ctx.provider,
+        lambda c, s, now: TenantPlatform(c).release_patch(s, layer, level, now),
+    )
+
+
+@step("host_compliance")
+def _host_compliance(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """The compliance job over the platform's host inventory (`quarantine: true` isolates flagged hosts)."""
+    quarantine = bool(p.get("quarantine", False))
+    _staff_step(
+        ctx,
+        record,
+        {"user": "operator", **p},
+        ctx.provider,
+        lambda c, s, now: TenantPlatform(c).compliance_check(s, now, quarantine=quarantine),
+    )
