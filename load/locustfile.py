@@ -57,7 +57,8 @@ class RequestingStaff(FastHttpUser):
 
     def _login(self, base: str | None, system: str, user: str) -> str:
         url = f"{base or ''}/sessions"
-        with self.client.post(url, json={"system": system, "user_id": user, "password": PLAN["password"]},
+        with self.client.post(url, json={"system": system, "user_id": user, "password": PLAN["password"],
+                                                 "biometric": PLAN.get("biometrics", {}).get(f"{system}/{user}")},
                               name=f"login {system}", catch_response=True) as response:
             if response.status_code != 201:
                 response.failure(WrongOutcome(f"login {system}/{user}: {response.status_code}"))
@@ -168,10 +169,13 @@ class RequestingStaff(FastHttpUser):
 
     @task(1)
     def replica_update(self) -> None:
-        """介護保険の資格情報を更新し、副本を中間サーバーへ（宛名経由）登録する。"""
-        person = random.choice(PLAN["ltc_records"])
+        """業務の記録（介護保険の保険料段階、または住民税の所得割額）を更新し、副本を中間サーバーへ（宛名経由）登録する。"""
+        person = random.choice(PLAN["records"])
         record = dict(person["record"])
-        record["premium_stage"] = random.randint(1, 9)
+        if PLAN["query"]["business"] == "ltc":
+            record["premium_stage"] = random.randint(1, 9)
+        else:  # 税務: a corrected assessment
+            record["income_levy"] = random.randrange(0, 600_000, 100)
         body = {"business_atena_number": person["business_atena_number"], "my_number": person["my_number"],
                 "record": record}
         with self.client.post(f"/{PLAN['query']['business']}/records", json=body, name="replica: update",

@@ -139,6 +139,9 @@ class SessionRequest(BaseModel):
     system: str = Field("registry", description="registry | municipal_cs | intermediate_server")
     user_id: str
     password: str
+    biometric: str | None = Field(
+        None, max_length=512, description="生体認証センサーの読取値（指紋・顔認証を求める団体: AUTH-003）"
+    )
 
 
 class QueryRequest(BaseModel):
@@ -285,7 +288,9 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             def authenticate() -> StaffSession:
                 with lock:
                     # The wall clock the service runs on: password ages and rights windows are checked against it.
-                    return directory.authenticate(req.user_id, req.password, now=ctx.driver.clock())
+                    return directory.authenticate(
+                        req.user_id, req.password, now=ctx.driver.clock(), biometric=req.biometric
+                    )
 
             try:
                 # scrypt takes tens of milliseconds: off the event loop, on the store's own login connection.

@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -24,7 +25,10 @@ from typing import Any
 import psutil
 
 from simulator.audit import verify_directory
+from simulator.components.staff import StaffDirectory, biometric_sample
 from simulator.errors import InputError
+from simulator.model.permissions import load_permission_list
+from simulator.profile_world import municipality_spec, requester_query
 from simulator.services.runtime import prepare
 from simulator.services.topology import Topology
 from simulator.services.world import load_population, municipalities_of
@@ -112,11 +116,47 @@ class LoadSummary:
         return "\n".join(lines) + "\n"
 
 
+def sensor_readings(data_dir: Path, municipality: str) -> dict[str, str]:
+    """What the biometric sensor reads for each staff user at a municipality that requires it (AUTH-003), keyed
+    ``system/user``; empty where the profile asks for none. The staff are synthetic, and so are their faces."""
+    out: dict[str, str] = {}
+    conn = sqlite3.connect(Path(data_dir) / f"{municipality}.sqlite")
+    try:
+        for system in ("registry", "municipal_cs"):
+            staff = StaffDirectory(conn, f"{municipality}.{system}")
+            modality = staff.policy.biometric
+            if not modality:
+                continue
+            for (user,) in conn.execute("SELECT user_id FROM staff WHERE component = ?", (staff.component,)):
+                out[f"{system}/{user}"] = biometric_sample(modality, staff.person(user) or "")
+    finally:
+        conn.close()
+    return out
+
+
+def query_plan(profile: str, provider: str, requester: str) -> dict[str, Any]:
+    """What the staff users ask: their business, the row, the items the list allows there, and items it refuses."""
+    if profile == "demo":  # 倉敷 (介護保険) asks 桑名 under 別表第二 94, as in `jukisim demo`
+        business, row, table = "ltc", "94", "beppyo_2"
+    else:
+        business, row, _item = requester_query(provider, requester)
+        table = municipality_spec(requester).table
+    allowed = sorted(
+        {i for e in load_permission_list().entries(row, table) if e.requester_business == business for i in e.items}
+    )
+    # Every provider keeps 住民票関係情報 and 地方税関係情報 副本 for the movers, so it can answer both.
+    items = [i for i in ("local_tax_info", "resident_info") if i in allowed]
+    refused = [i for i in ("health_insurance_info", "pension_info", "ltc_info") if i not in allowed][:1]
+    return {"business": business, "row": row, "items": items, "refused_items": refused}
+
+
 def write_plan(data_dir: Path, topology: Topology, profile: str, path: Path, think: tuple[float, float]) -> dict[str, Any]:
     """What the Locust users need: where the services are, the CA, staff accounts, and persons to work on."""
     municipalities = municipalities_of(profile)
     provider, requester = municipalities[0].key, municipalities[1].key
     population = load_population(data_dir)
+    query = query_plan(profile, provider, requester)
+    business = query["business"]
     residents = [
         {"resident_code": r["resident_code"], "address": r["address"], "postal_code": r["postal_code"]}
         for r in population.residents[requester]
@@ -130,12 +170,12 @@ def write_plan(data_dir: Path, topology: Topology, profile: str, path: Path, thi
         "requester": requester,
         "provider": provider,
         "password": DEMO_PASSWORD,
-        "query": {"business": "ltc", "row": "94", "items": ["local_tax_info", "resident_info"],
-                  "refused_items": ["health_insurance_info"]},
-        "movers": [m["ltc_atena_number"] for m in population.movers],
-        "protected_movers": [m["ltc_atena_number"] for m in population.protected_movers],
+        "biometrics": sensor_readings(data_dir, requester),
+        "query": query,
+        "movers": [m[f"{business}_atena_number"] for m in population.movers],
+        "protected_movers": [m[f"{business}_atena_number"] for m in population.protected_movers],
         "residents": residents,
-        "ltc_records": population.ltc[requester],
+        "records": population.tax[requester] if business == "tax" else population.ltc[requester],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(plan, ensure_ascii=False), encoding="utf-8")
