@@ -50,6 +50,7 @@ class MessageType(StrEnum):
     OFFICE_CHANGE = "office.change"  # 既存住基 → 庁内連携: 異動データ with a per-source sequence number
     OFFICE_TRANSFER = "office.transfer"  # 庁内連携 → 連携先システム: one 移転 along an approved route
     OFFICE_REQUEST = "office.request"  # 連携先システム → 庁内連携: 提供依頼 (on-request 移転)
+    KOKUHOREN_EXCHANGE = "ltc.kokuhoren_exchange"  # 介護保険システム → 国保連: 受給者異動・給付実績 (GYOMU-012)
     # 番号制度 (中間サーバー ↔ NWS)
     SERIAL_REQUEST = "nws.serial_request"  # 処理通番の発行依頼
     SERIAL_ISSUED = "nws.serial_issued"
@@ -63,6 +64,10 @@ class MessageType(StrEnum):
     RECEIPT = "nws.receipt"  # acknowledgement that a hop accepted a message
     RECORDS_REQUEST = "portal.records_request"  # マイナポータル → NWS: the 情報提供等記録 about one person
     RECORDS_RESPONSE = "portal.records_response"
+    # 電子申請 and backups (simulator/components/eapp.py, cloud.py)
+    EAPP_FETCH = "eapp.fetch"  # 申請管理 (LGWAN接続端末) → サービス検索・電子申請機能: download the city's applications
+    EAPP_DELIVERY = "eapp.delivery"  # サービス検索・電子申請機能 → 申請管理: the applications, sealed to the city
+    BACKUP_UPLOAD = "backup.upload"  # the city's backup job → J-LIS クラウド型バックアップセンター (IP-VPN)
 
 
 class Envelope(BaseModel):

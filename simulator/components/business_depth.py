@@ -1,0 +1,72 @@
+"""Installs the business systems in depth (GYOMU) into a world: つくば's 住民税システム, 倉敷's 介護保険システム.
+
+What is installed comes from each municipality's entry in scenarios/data/gyomu.yaml and its profile (the rows it
+provides and queries); a municipality with no entry gets nothing. A reopened world re-attaches to its existing
+stores and staff (never re-seeds). This module wires parts together; it must never decide a control itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from simulator.components.gyomu_data import business_data
+from simulator.components.ltc_insurance import KokuhorenSystem, LtcInsuranceSystem
+from simulator.components.resident_tax import ResidentTaxSystem
+from simulator.components.staff import StaffDirectory
+from simulator.profiles import load_profile
+
+if TYPE_CHECKING:
+    from simulator.world import World
+
+__all__ = ["install"]
+
+
+def install(world: World) -> None:
+    for m in world.spec.municipalities:
+        data = business_data(m.key)
+        if data.resident_tax is None and data.ltc is None:
+            continue
+        profile = load_profile(m.key)
+        db = world.store(m.key)
+        provides = frozenset(profile.nws.provide.rows)
+        queries = frozenset(profile.nws.query.rows)
+        if data.resident_tax is not None:
+            party = f"{m.key}.resident_tax"
+            staff = StaffDirectory(db, party)
+            for s in data.resident_tax.staff:
+                world.add_staff(staff, s.user, s.name, set(s.roles))
+            world.components[party] = ResidentTaxSystem(
+                party,
+                db,
+                world.security(party, m.key),
+                world.directory,
+                data=data.resident_tax,
+                tax=world.business(m.key, "tax"),
+                staff=staff,
+                provision_rows=provides if profile.business == "tax" else frozenset(),
+                query_rows=queries if profile.business == "tax" else frozenset(),
+            )
+        if data.ltc is not None:
+            party = f"{m.key}.ltc_insurance"
+            kokuhoren = f"{m.key}.kokuhoren"
+            staff = StaffDirectory(db, party)
+            for s in data.ltc.staff:
+                world.add_staff(staff, s.user, s.name, set(s.roles))
+            world.components[party] = LtcInsuranceSystem(
+                party,
+                db,
+                world.security(party, m.key),
+                world.directory,
+                data=data.ltc,
+                ltc=world.business(m.key, "ltc"),
+                tax=world.business(m.key, "tax"),
+                staff=staff,
+                kokuhoren_party=kokuhoren,
+                provision_rows=provides if profile.business == "ltc" else frozenset(),
+                query_rows=queries if profile.business == "ltc" else frozenset(),
+            )
+            org = f"kokuhoren.{m.prefecture}"
+            world.components[kokuhoren] = KokuhorenSystem(
+                kokuhoren, world.store(org), world.security(kokuhoren, org), world.directory, sender=party
+            )
+            world.directory.connect(party, kokuhoren, "kokuhoren_line")

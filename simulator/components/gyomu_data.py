@@ -1,0 +1,182 @@
+"""業務システムの諸元: the per-profile facts of the business systems (scenarios/data/gyomu.yaml), checked on load.
+
+つくば市's 住民税システム (001) and 倉敷市's 介護保険システム (004): channels, fixed record schemas, the restricted
+environment, legal bases, linked datasets, window forms and the 別添1 item list. This module only reads and checks
+data; it must never decide a control (the components do) and never invent a value the file does not hold.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from simulator.errors import InputError
+
+__all__ = [
+    "DATA_FILE",
+    "BusinessData",
+    "LtcData",
+    "ResidentTaxData",
+    "business_data",
+    "load_business_data",
+]
+
+DATA_FILE = Path(__file__).resolve().parents[2] / "scenarios" / "data" / "gyomu.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    seed: str = Field(pattern=r"^\d{3}_[0-9a-f]{16}\.txt$")
+    lines: tuple[int, int]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Source:
+        if self.lines[0] < 1 or self.lines[1] < self.lines[0]:
+            raise ValueError("lines must be [first, last] with 1 <= first <= last")
+        return self
+
+
+class Channel(_Strict):
+    name_ja: str
+    source: Source
+    restricted: bool = False  # only from the restricted environment (GYOMU-010)
+
+
+class RecordKind(_Strict):
+    name_ja: str
+    channels: tuple[str, ...] = Field(min_length=1)
+    payer_report: bool = False  # a 支払報告書 from an employer or 年金保険者 (GYOMU-004)
+    fields: tuple[str, ...] = Field(min_length=1)
+    source: Source
+    inferred: bool = False
+    basis: str | None = None
+
+
+class Environment(_Strict):
+    terminals: tuple[str, ...] = Field(min_length=1)
+    segment: str
+    source: Source
+    inferred: bool = False
+    basis: str | None = None
+
+
+class LegalBasis(_Strict):
+    id: str
+    name_ja: str
+    # requires / presupposes: disclosure answered (GYOMU-009); general: a general clause, refused.
+    discloses: Literal["requires", "presupposes", "general"]
+    inferred: bool = False
+    basis: str | None = None
+
+
+class Staff(_Strict):
+    user: str
+    name: str
+    roles: tuple[str, ...]
+
+
+class ResidentTaxData(_Strict):
+    name_ja: str
+    source: Source
+    channels: dict[str, Channel]
+    record_kinds: dict[str, RecordKind]
+    restricted_environment: Environment
+    disclosure_bases: tuple[LegalBasis, ...]
+    disclosure_source: Source
+    staff: tuple[Staff, ...]
+    staff_source: Source
+
+    @model_validator(mode="after")
+    def _channels_known(self) -> ResidentTaxData:
+        for key, kind in self.record_kinds.items():
+            unknown = set(kind.channels) - set(self.channels)
+            if unknown:
+                raise ValueError(f"record_kinds.{key}.channels: unknown channel(s) {sorted(unknown)}")
+        return self
+
+
+class Dataset(_Strict):
+    name_ja: str
+    source: Source
+
+
+class WindowForm(_Strict):
+    name_ja: str
+    section: str
+    fields: tuple[str, ...] = Field(min_length=1)
+    source: Source
+    inferred: bool = False
+    basis: str | None = None
+
+
+class Section(_Strict):
+    name_ja: str
+    source: Source
+    items: tuple[str, ...] = Field(min_length=1)
+
+
+class Kokuhoren(_Strict):
+    name_ja: str
+    section: str
+    source: Source
+
+
+class LtcData(_Strict):
+    name_ja: str
+    source: Source
+    linked_datasets: dict[str, Dataset]
+    window_forms: dict[str, WindowForm]
+    kokuhoren: Kokuhoren
+    staff: tuple[Staff, ...]
+    staff_source: Source
+    beppyo_1: dict[str, Section]
+
+    @model_validator(mode="after")
+    def _forms_within_beppyo(self) -> LtcData:
+        for key, form in self.window_forms.items():
+            section = self.beppyo_1.get(form.section)
+            if section is None:
+                raise ValueError(f"window_forms.{key}.section: no 別添1 section {form.section!r}")
+            outside = set(form.fields) - set(section.items)
+            if outside:
+                raise ValueError(f"window_forms.{key}.fields: not 別添1 <{section.name_ja}> items: {sorted(outside)}")
+        if self.kokuhoren.section not in self.beppyo_1:
+            raise ValueError(f"kokuhoren.section: no 別添1 section {self.kokuhoren.section!r}")
+        return self
+
+    def items(self, section: str) -> frozenset[str]:
+        return frozenset(self.beppyo_1[section].items) if section in self.beppyo_1 else frozenset()
+
+
+class BusinessData(_Strict):
+    resident_tax: ResidentTaxData | None = None
+    ltc: LtcData | None = None
+
+
+def load_business_data(path: Path = DATA_FILE) -> dict[str, BusinessData]:
+    """Every profile's business-system data; a bad file raises InputError naming the field and the rule."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise InputError(str(path), "must be a mapping of profile key to business-system data")
+    out: dict[str, BusinessData] = {}
+    for key, value in raw.items():
+        try:
+            out[str(key)] = BusinessData.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InputError(f"{key}.{where}", first["msg"]) from None
+    return out
+
+
+@cache
+def business_data(profile: str) -> BusinessData:
+    """The data of one profile (empty when its seed describes no business system in depth)."""
+    return load_business_data().get(profile, BusinessData())
