@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS service_inbox (
     recipient TEXT NOT NULL,
     status TEXT NOT NULL,
     refusal TEXT,
-    received_at TEXT NOT NULL
+    received_at TEXT NOT NULL,
+    deliveries INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS service_requests (
     request_key TEXT PRIMARY KEY,
@@ -305,6 +306,8 @@ class ServiceDriver:
         ).fetchone()
         if row is None:
             return None
+        with transaction(self.conn):
+            self.conn.execute("UPDATE service_inbox SET deliveries = deliveries + 1 WHERE message_id = ?", (message_id,))
         result = Result(refusal=_refusal_of(row[1]) if row[1] else None)
         return Receipt(row[0], result, message_id=message_id, duplicate=True)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 import threading
 from collections.abc import Callable
@@ -215,7 +216,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         backlog = ctx.sender.backlog() if ctx.sender else {}
         ok = ctx.started and not ctx.draining
         body = {"ready": ok, "service": spec.name, "parties": list(spec.parties), "draining": ctx.draining,
-                "backlog": backlog, "admission": ctx.admission.as_dict()}
+                "backlog": backlog, "admission": ctx.admission.as_dict(),
+                "sender": dataclasses.asdict(ctx.sender.stats) if ctx.sender else {}}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.post(
@@ -243,6 +245,12 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             return busy
         try:
             receipt = await ctx.run(lambda: ctx.driver.receive(wire, peer))
+        except RecursionError:
+            # JSON nested deeper than the parser's stack (found by the hostile-input tests in the routing peek):
+            # refused as malformed; the step, if one had begun, was rolled back by its transaction.
+            return JSONResponse({"status": "refused", "refusal": {
+                "code": "Security.MalformedMessage", "field": "wire", "reason_ja": "電文のJSONの入れ子が深すぎます",
+                "reason_en": "the message nests JSON too deeply"}}, status_code=http_status("Security.MalformedMessage"))
         finally:
             ctx.admission.leave()
         ctx.settle(receipt)

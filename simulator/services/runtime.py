@@ -35,7 +35,7 @@ from simulator.services.tls import TlsMaterial, issue_tls, peer_aware, server_co
 from simulator.services.topology import Topology
 from simulator.services.world import build_world, now_jst, open_world
 
-__all__ = ["Host", "RunSettings", "ServiceRunner", "prepare", "run_services"]
+__all__ = ["Host", "RunSettings", "ServiceRunner", "child_main", "prepare", "run_services"]
 
 log = logging.getLogger("jukisim.services")
 TOPOLOGY_FILE = "services.json"
@@ -235,7 +235,8 @@ def _write_ready(path: Path, pids: dict[str, int]) -> None:
     tmp.replace(path)
 
 
-def _child(settings: RunSettings, ready_file: str) -> None:
+def child_main(settings: RunSettings, ready_file: str) -> None:
+    """The body of one service process: serve until SIGTERM, announcing readiness in ``ready_file``."""
     # Ctrl-C reaches every process of the group: the supervisor turns it into one SIGTERM per child.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING)
@@ -273,7 +274,7 @@ def run_services(
                              settings.drain_timeout, settings.quiet_period, settings.log_level, settings.admission)
         files[name] = settings.data_dir / f".ready.{name}.json"
         files[name].unlink(missing_ok=True)
-        proc = spawn.Process(target=_child, args=(single, str(files[name])), name=f"jukisim:{name}")
+        proc = spawn.Process(target=child_main, args=(single, str(files[name])), name=f"jukisim:{name}")
         proc.start()
         children[name] = proc
     stopping = {"count": 0}
