@@ -62,6 +62,13 @@ class RefusalCode(StrEnum):
     REPLY_MISMATCH = "Permission.ReplyMismatch"
     HELD_FOR_REVIEW = "Permission.HeldForReview"
     RELEASE_REFUSED = "Permission.ReleaseRefused"
+    # Contractors (委託先)
+    NOT_ON_ROSTER = "Contract.NotOnRoster"
+    CONTRACT_ENDED = "Contract.Ended"
+    OFF_PREMISES = "Contract.OffPremises"
+    SUBCONTRACT_NOT_APPROVED = "Contract.SubcontractNotApproved"
+    WORK_RECORD_MISSING = "Contract.WorkRecordMissing"
+    FILE_PASSWORD_WRONG = "Contract.FilePasswordWrong"
 
 
 class Refusal(Exception):
