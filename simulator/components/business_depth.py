@@ -1,4 +1,4 @@
-"""Installs the business systems in depth (GYOMU) into a world: つくば's 住民税システム, 倉敷's 介護保険システム.
+"""Installs the business systems in depth (GYOMU): つくば's 住民税システム, 倉敷's 介護保険システム, 既存住基's 提供.
 
 What is installed comes from each municipality's entry in scenarios/data/gyomu.yaml and its profile (the rows it
 provides and queries); a municipality with no entry gets nothing. A reopened world re-attaches to its existing
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from simulator.components.gyomu_data import business_data
 from simulator.components.ltc_insurance import KokuhorenSystem, LtcInsuranceSystem
+from simulator.components.registry_linkage import RegistryLinkage
 from simulator.components.resident_tax import ResidentTaxSystem
 from simulator.components.staff import StaffDirectory
 from simulator.profiles import load_profile
@@ -24,12 +25,26 @@ __all__ = ["install"]
 def install(world: World) -> None:
     for m in world.spec.municipalities:
         data = business_data(m.key)
-        if data.resident_tax is None and data.ltc is None:
+        if data.resident_tax is None and data.ltc is None and data.registry_linkage is None:
             continue
         profile = load_profile(m.key)
         db = world.store(m.key)
         provides = frozenset(profile.nws.provide.rows)
         queries = frozenset(profile.nws.query.rows)
+        if data.registry_linkage is not None:
+            party = f"{m.key}.juki_linkage"
+            staff = StaffDirectory(db, party)
+            for s in data.registry_linkage.staff:
+                world.add_staff(staff, s.user, s.name, set(s.roles))
+            world.components[party] = RegistryLinkage(
+                party,
+                db,
+                world.security(party, m.key),
+                world.directory,
+                registry=world.registry(m.key),
+                staff=staff,
+                query_rows=queries if profile.business == "resident_register" else frozenset(),
+            )
         if data.resident_tax is not None:
             party = f"{m.key}.resident_tax"
             staff = StaffDirectory(db, party)

@@ -20,6 +20,7 @@ __all__ = [
     "DATA_FILE",
     "BusinessData",
     "LtcData",
+    "RegistryLinkageData",
     "ResidentTaxData",
     "business_data",
     "load_business_data",
@@ -155,9 +156,18 @@ class LtcData(_Strict):
         return frozenset(self.beppyo_1[section].items) if section in self.beppyo_1 else frozenset()
 
 
+class RegistryLinkageData(_Strict):
+    """既存住基's 情報照会・提供 function: who may start it, and that each action is recorded (GYOMU-011)."""
+
+    name_ja: str
+    sources: tuple[Source, ...] = Field(min_length=1)
+    staff: tuple[Staff, ...] = Field(min_length=1)
+
+
 class BusinessData(_Strict):
     resident_tax: ResidentTaxData | None = None
     ltc: LtcData | None = None
+    registry_linkage: RegistryLinkageData | None = None
 
 
 def load_business_data(path: Path = DATA_FILE) -> dict[str, BusinessData]:

@@ -33,6 +33,7 @@ class LinkageDesk:
         table: str,
         query_role: str,
         query_rows: frozenset[str],
+        provide_role: str = "nws_provide",
     ) -> None:
         self.owner = owner
         self.conn = conn
@@ -40,6 +41,7 @@ class LinkageDesk:
         self.table = table
         self.query_role = query_role
         self.query_rows = query_rows
+        self.provide_role = provide_role
         conn.executescript(
             f"""
             CREATE TABLE IF NOT EXISTS {table} (
@@ -89,6 +91,24 @@ class LinkageDesk:
             now,
             "照会権限のある職員が情報照会を開始し、端末・職員・対象者・日時・操作内容を記録しました",
             "a user holding the query permission started the 照会; terminal, user, person, time and operation recorded",
+            None,
+            user=session.user_id,
+            terminal=session.terminal,
+            resident=resident,
+            record=seq,
+        )
+        return seq
+
+    def authorise_provision(self, result: Result, session: StaffSession, resident: str, now: datetime) -> int:
+        """GYOMU-011: only a user with the 提供 permission of this 事務 starts a 情報提供 action, and it is recorded."""
+        self.staff.require(session, self.provide_role, "GYOMU-011", "情報提供処理", "start a provision")
+        seq = self.record(session, resident, "provide.start", now, {})
+        self.owner.allow(
+            result,
+            "GYOMU-011",
+            now,
+            "提供権限のある職員が情報提供処理を行い、端末・職員・対象者・日時・操作内容を記録しました",
+            "a user holding the provision permission started it; terminal, user, person, time and operation recorded",
             None,
             user=session.user_id,
             terminal=session.terminal,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -144,7 +144,7 @@ class ResidentTaxSystem(Component):
         self,
         session: StaffSession,
         channel: str,
-        batch: list[Mapping[str, Any]],
+        batch: Sequence[Mapping[str, Any]],
         now: datetime,
         *,
         target: str | None = None,
