@@ -294,6 +294,30 @@ class ContractorDesk(Component):
 
         return self.command(now, None, act)
 
+    def add_to_roster(self, admin: StaffSession, now: datetime, *, contract_id: str, worker_id: str,
+                      person_name: str, tier: int) -> Result:
+        """A roster update the contractor submitted (名簿), filed by the city; tier 2 names a subcontractor's worker.
+        Filing it grants nothing: accounts are checked when issued (ITAKU-001, ITAKU-005)."""
+
+        def act(result: Result) -> None:
+            self.staff.require(admin, "contract_manager", "ITAKU-001", "名簿の受付", "file a roster")
+            if tier not in (1, 2):
+                raise InputError("tier", "tier must be 1 (the contractor's own worker) or 2 (a subcontractor's)")
+            if not person_name.strip():
+                raise InputError("person_name", "a roster line names one natural person")
+            contract = self._contract(contract_id)
+            employer = contract.contractor.name if tier == 1 else f"{contract.contractor.name} 再委託先"
+            self.conn.execute(
+                "INSERT INTO itaku_roster VALUES (?,?,?,?,?,?,NULL) ON CONFLICT(contract_id, worker_id) DO UPDATE"
+                " SET person_name = excluded.person_name, tier = excluded.tier, employer = excluded.employer,"
+                " removed_at = NULL",
+                (contract_id, worker_id, person_name, tier, employer, now.isoformat()),
+            )
+            self.audit.append(at=now.isoformat(), kind="contractor.roster_added",
+                              data={"contract": contract_id, "worker": worker_id, "tier": tier, "by": admin.user_id})
+
+        return self.command(now, None, act)
+
     def remove_from_roster(self, admin: StaffSession, now: datetime, *, contract_id: str, worker_id: str) -> Result:
         """The contractor's roster drops a worker: the worker's account is disabled at once (ITAKU-001)."""
 

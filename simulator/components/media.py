@@ -301,7 +301,8 @@ class MediaControl(Component):
             ]
             self._check_copy(result, session, now, file)
             self._check_witness(result, session, witness, now)
-            self._check_usage_register(result, session, now, medium_id, encryption, usage_entry)
+            if destination == "medium":  # the 使用管理簿 governs copies to external media, not hand-overs by line
+                self._check_usage_register(result, session, now, medium_id, encryption, usage_entry)
             self._check_bulk(result, session, now, len(rows))
             self._check_handover(result, now, destination, encryption)
             self._check_cs_encryption(result, now, file, encryption)

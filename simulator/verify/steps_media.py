@@ -199,6 +199,19 @@ def _contractor_documents(ctx: ScenarioContext, record: StepRecord, p: dict[str,
             return
 
 
+@step("contractor_roster_add")
+def _contractor_roster_add(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """The contractor submits a roster line for `worker` of `contract` (`tier` 1, or 2 for a subcontractor's
+    worker; `person_name`); the city files it."""
+    desk = _desk(ctx, p)
+    admin = _admin(ctx, desk, p, "itaku-kanri")
+    cid = _contract(desk, p.get("contract"))
+    worker, tier = f"{cid}-{p.get('worker', 'n1')}", int(p.get("tier", 1))
+    name = str(p.get("person_name", f"{desk.contracts[cid].contractor.name} 追加従事者 {worker}"))
+    _run(ctx, record, lambda now: desk.add_to_roster(
+        admin, now, contract_id=cid, worker_id=worker, person_name=name, tier=tier))
+
+
 @step("contractor_roster_remove")
 def _contractor_roster_remove(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """The contractor's roster drops `worker` (default w1) of `contract`; the city disables the account."""
