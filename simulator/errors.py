@@ -31,6 +31,7 @@ class RefusalCode(StrEnum):
     SOURCE_NOT_ALLOWED = "Access.SourceNotAllowed"
     SYSTEM_NOT_REGISTERED = "Access.SystemNotRegistered"
     TENANT_MISMATCH = "Access.TenantMismatch"
+    NO_ROUTE = "Access.NoRoute"  # no network path exists at all (NET-002: separated from the internet)
     # Staff authentication and roles
     NOT_AUTHENTICATED = "Auth.NotAuthenticated"
     ROLE_MISSING = "Auth.RoleMissing"
@@ -62,6 +63,10 @@ class RefusalCode(StrEnum):
     REPLY_MISMATCH = "Permission.ReplyMismatch"
     HELD_FOR_REVIEW = "Permission.HeldForReview"
     RELEASE_REFUSED = "Permission.ReleaseRefused"
+    # Data lifecycle (backup, retention, deletion)
+    RETENTION_NOT_ENDED = "Data.RetentionNotEnded"
+    BACKUP_MISSED = "Data.BackupMissed"
+    BACKUP_INVALID = "Data.BackupInvalid"
     # Contractors (委託先)
     NOT_ON_ROSTER = "Contract.NotOnRoster"
     CONTRACT_ENDED = "Contract.Ended"
