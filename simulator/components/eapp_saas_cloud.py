@@ -1,0 +1,252 @@
+"""電子申請・外部SaaS・ガバメントクラウド: each profile's facts (scenarios/data/eapp_saas_cloud.yaml) and the installer.
+
+The data says, per profile and with its seed citation, which of these parts the municipality runs and with which
+parameters (forms, networks, retention days, sites); `install(world)` adds exactly those parts for every
+municipality of the world. It must never invent a part the profile does not claim, nor seed a reopened world.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from simulator.errors import InputError
+
+if TYPE_CHECKING:
+    from simulator.world import World
+
+__all__ = [
+    "AiOcrRules",
+    "AreaRules",
+    "BackupCenterRules",
+    "Cited",
+    "CounterSaasRules",
+    "EApplicationRules",
+    "FileServerRules",
+    "GovCloudRules",
+    "Procedure",
+    "area_rules",
+    "data_path",
+    "install",
+]
+
+_SEED = r"^\d{3}_[0-9a-f]{16}\.txt$"
+
+
+class Cited(BaseModel):
+    """A fact with the seed lines it comes from; an inferred value says why it had to be inferred."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: str = Field(pattern=_SEED)
+    lines: tuple[int, int]
+    inferred: bool = False
+    reason: str | None = None
+
+    @field_validator("lines")
+    @classmethod
+    def _ordered(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if v[0] < 1 or v[1] < v[0]:
+            raise ValueError(f"lines {list(v)} must be [first, last] with 1 <= first <= last")
+        return v
+
+    @model_validator(mode="after")
+    def _reasoned(self) -> Cited:
+        if self.inferred and not (self.reason or "").strip():
+            raise ValueError("an inferred value needs a reason (why the seed is silent and where the value comes from)")
+        return self
+
+
+class Procedure(Cited):
+    """One 申請フォーム: a single procedure with a fixed field set and the attachments it defines (EAPP-003)."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name_ja: str = Field(min_length=1)
+    business: str = Field(pattern=r"^[a-z][a-z0-9_]*$")  # the business system that pulls it (EAPP-004)
+    fields: tuple[str, ...] = Field(min_length=1)
+    attachments: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _identity_fields(self) -> Procedure:
+        # The city compares the claimed applicant with the signer's 4情報 (EAPP-001): the form must ask for them.
+        missing = {"name", "birth_date"} - set(self.fields)
+        if missing:
+            raise ValueError(f"fields must include {sorted(missing)} (the applicant's identity is checked)")
+        return self
+
+
+class NetworkFact(Cited):
+    network: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class EApplicationRules(BaseModel):
+    """マイナポータル申請管理 (サービス検索・電子申請機能 → 申請管理システム) as the profile describes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    network: NetworkFact  # EAPP-005: the only segment between the service and the city
+    procedures: tuple[Procedure, ...] = Field(min_length=1)  # EAPP-003
+    signature: Cited  # EAPP-001
+    conversion: Cited  # EAPP-004: serial number → 宛名番号, the only join
+    card_autofill: Cited | None = None  # EAPP-002
+    terminal_erasure: Cited | None = None  # EAPP-006
+    versioning: Cited | None = None  # EAPP-007
+
+    @field_validator("procedures")
+    @classmethod
+    def _unique(cls, v: tuple[Procedure, ...]) -> tuple[Procedure, ...]:
+        ids = [p.id for p in v]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"procedure ids must be unique: {ids}")
+        return v
+
+
+class AiOcrRules(Cited):
+    """AI-OCR (LGWAN-ASP型): retention, training use and where it may be used from (SAAS-001, SAAS-002)."""
+
+    retention_days: int = Field(ge=1)
+    training_use: bool
+    terminal_segments: tuple[str, ...] = Field(min_length=1)
+    server_network: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class CounterSaasRules(Cited):
+    """窓口DXSaaS: 基幹 rights (SAAS-003), registered external endpoints (SAAS-004), staging erasure (SAAS-005)."""
+
+    core_roles: tuple[str, ...] = Field(min_length=1)  # roles of the 基幹業務システム that open the DXSaaS
+    endpoints: tuple[str, ...] = Field(min_length=1)
+    staging_erasure: Cited
+
+
+class GovCloudRules(Cited):
+    """ガバメントクラウド: residency, certification, sites (CLOUD-001); isolation and monitoring (CLOUD-002)."""
+
+    residency: str = Field(pattern=r"^[A-Z]{2}$")
+    certifications: tuple[str, ...] = Field(min_length=1)
+    production_site: str = Field(min_length=1)
+    sites: dict[str, str] = Field(min_length=2)  # data centre → country code
+    isolation: Cited | None = None  # CLOUD-002
+    alert_after_denials: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _production_known(self) -> GovCloudRules:
+        if self.production_site not in self.sites:
+            raise ValueError(f"production_site {self.production_site!r} must be one of sites {sorted(self.sites)}")
+        return self
+
+
+class FileServerRules(Cited):
+    """基幹系ファイルサーバ: the 特定個人情報 area is out of the network operator's reach (CLOUD-003)."""
+
+    protected_shares: tuple[str, ...] = Field(min_length=1)
+    operator_shares: tuple[str, ...] = Field(min_length=1)
+
+
+class BackupCenterRules(Cited):
+    """J-LIS クラウド型バックアップセンター: the only path and encryption at rest (CLOUD-004)."""
+
+    network: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class AreaRules(BaseModel):
+    """What one profile claims of these parts; a part left out is not installed for that municipality."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    e_application: EApplicationRules | None = None
+    ai_ocr: AiOcrRules | None = None
+    counter_saas: CounterSaasRules | None = None
+    gov_cloud: GovCloudRules | None = None
+    file_server: FileServerRules | None = None
+    backup_center: BackupCenterRules | None = None
+
+
+def data_path() -> Path:
+    return Path(__file__).resolve().parents[2] / "scenarios" / "data" / "eapp_saas_cloud.yaml"
+
+
+@cache
+def _read(path: Path) -> dict[str, Any]:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict):
+        raise InputError(path.name, "must be a mapping of profile key to rules")
+    return raw
+
+
+def area_rules(profile: str, path: Path | None = None) -> AreaRules:
+    """One profile's entry, validated; a profile without an entry claims none of these parts."""
+    source = path or data_path()
+    entry = _read(source).get(profile)
+    try:
+        return AreaRules.model_validate(entry or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in ("eapp_saas_cloud", profile, *first["loc"]))
+        raise InputError(where, first["msg"]) from None
+
+
+def install(world: World) -> None:
+    """Add, for every municipality of the world, the parts its profile claims (and the shared national parts)."""
+    from simulator.components.cloud import BACKUP_CENTER, BackupCenter, BackupClient, FileServer, GovCloud
+    from simulator.components.eapp import JPKI_PARTY, SERVICE_PARTY, EApplication, EApplicationService, JpkiAuthority
+    from simulator.components.saas import AiOcr, CounterSaas
+    from simulator.components.staff import StaffDirectory
+
+    claims = {m.key: area_rules(m.key) for m in world.spec.municipalities}
+    service: EApplicationService | None = None
+    jpki: JpkiAuthority | None = None
+    center: BackupCenter | None = None
+    if any(r.e_application for r in claims.values()):
+        jpki = JpkiAuthority(JPKI_PARTY, world.store("jlis"), world.security(JPKI_PARTY, "jlis"), world.directory,
+                             folder=world.data_dir / "keys" / "jpki", fresh=world.fresh, start=world.spec.start)
+        service = EApplicationService(SERVICE_PARTY, world.store("eapp_service"),
+                                      world.security(SERVICE_PARTY, "eapp_service"), world.directory)
+        world.components[JPKI_PARTY] = jpki
+        world.components[SERVICE_PARTY] = service
+    if any(r.backup_center for r in claims.values()):
+        center = BackupCenter(BACKUP_CENTER, world.store("jlis_backup"), world.security(BACKUP_CENTER, "jlis"),
+                              world.directory, storage_key=world.key("jlis.backup_center.storage"))
+        world.components[BACKUP_CENTER] = center
+    for key, rules in claims.items():
+        db = world.store(key)
+        if rules.e_application is not None and service is not None and jpki is not None:
+            party = f"{key}.e_application"
+            staff = StaffDirectory(db, party)
+            world.add_staff(staff, "eapp-dl", "電子申請 受付担当", {"eapp_download"})
+            world.add_staff(staff, "eapp-admin", "電子申請 管理者", {"eapp_download", "eapp_admin"})
+            world.add_staff(staff, "eapp-clerk", "電子申請 閲覧者", {"eapp_viewer"})
+            world.components[party] = EApplication(
+                party, db, world.security(party, key), world.directory, rules=rules.e_application,
+                registry=world.registry(key), jpki=jpki, staff=staff,
+            )
+            service.add_city(key, rules.e_application)
+            world.directory.connect(party, SERVICE_PARTY, rules.e_application.network.network)
+        if rules.ai_ocr is not None:
+            party = f"{key}.ai_ocr"
+            world.components[party] = AiOcr(party, world.store(f"asp_{key}"), world.security(party, f"asp_{key}"),
+                                            world.directory, rules=rules.ai_ocr)
+        if rules.counter_saas is not None:
+            party = f"{key}.counter_saas"
+            world.components[party] = CounterSaas(party, db, world.security(party, key), world.directory,
+                                                  rules=rules.counter_saas, core_staff=world.registry(key).staff)
+        if rules.gov_cloud is not None:
+            party = f"{key}.gov_cloud"
+            world.components[party] = GovCloud(party, world.store(f"gov_cloud_{key}"),
+                                               world.security(party, f"gov_cloud_{key}"), world.directory,
+                                               rules=rules.gov_cloud)
+        if rules.file_server is not None:
+            party = f"{key}.file_server"
+            staff = StaffDirectory(db, party)
+            world.add_staff(staff, "net-op", "ネットワーク 運用者", {"network_operator"})
+            world.add_staff(staff, "fs-clerk", "基幹 担当者", {"specific_personal_info"})
+            world.components[party] = FileServer(party, db, world.security(party, key), world.directory,
+                                                  rules=rules.file_server, staff=staff)
+        if rules.backup_center is not None and center is not None:
+            party = f"{key}.backup_client"
+            world.components[party] = BackupClient(party, db, world.security(party, key), world.directory)
+            center.add_city(key, rules.backup_center)
+            world.directory.connect(party, BACKUP_CENTER, rules.backup_center.network)
