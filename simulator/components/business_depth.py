@@ -14,6 +14,7 @@ from simulator.components.ltc_insurance import KokuhorenSystem, LtcInsuranceSyst
 from simulator.components.registry_linkage import RegistryLinkage
 from simulator.components.resident_tax import ResidentTaxSystem
 from simulator.components.staff import StaffDirectory
+from simulator.components.tax_inquiry import TaxInquiryDesk
 from simulator.profiles import load_profile
 
 if TYPE_CHECKING:
@@ -23,6 +24,29 @@ __all__ = ["install"]
 
 
 def install(world: World) -> None:
+    _install_systems(world)
+    # Every municipality assesses 住民税 and so answers other cities' 扶養照会 from its 税務 records (GYOMU-003);
+    # the cities whose 住民税システム sends them are the askers.
+    askers = frozenset(p for p, c in world.components.items() if isinstance(c, ResidentTaxSystem))
+    if not askers:
+        return
+    for m in world.spec.municipalities:
+        party = f"{m.key}.tax_inquiry"
+        tax = world.business(m.key, "tax")
+        world.components[party] = TaxInquiryDesk(
+            party,
+            world.store(m.key),
+            world.security(party, m.key),
+            world.directory,
+            tax_business=tax.business,
+            tax_table=tax.table,
+            askers=askers - {f"{m.key}.resident_tax"},
+        )
+        for asker in askers - {f"{m.key}.resident_tax"}:
+            world.directory.connect(asker, party, "lgwan")
+
+
+def _install_systems(world: World) -> None:
     for m in world.spec.municipalities:
         data = business_data(m.key)
         if data.resident_tax is None and data.ltc is None and data.registry_linkage is None:

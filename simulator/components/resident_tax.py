@@ -17,7 +17,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from simulator.components.base import Component, Directory, Result
+from cryptography import x509
+
+from simulator.components.base import Component, Directory, Link, Result
 from simulator.components.business import BusinessSystem
 from simulator.components.gyomu_data import RecordKind, ResidentTaxData
 from simulator.components.linkage_desk import LinkageDesk
@@ -25,6 +27,7 @@ from simulator.components.staff import StaffDirectory, StaffSession
 from simulator.controls.decision import Outcome
 from simulator.crypto.envelope import MessageSecurity
 from simulator.errors import Refusal, RefusalCode
+from simulator.model.envelope import Envelope, MessageType
 from simulator.store.db import transaction
 
 __all__ = ["QUERY_FIELDS", "ResidentTaxSystem", "assess"]
@@ -93,9 +96,11 @@ class ResidentTaxSystem(Component):
                 taxpayer_number TEXT NOT NULL, decision TEXT NOT NULL, operator TEXT NOT NULL, at TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS resident_tax_dependant_inquiries (
                 inquiry_id TEXT PRIMARY KEY, taxpayer_number TEXT NOT NULL, dependant TEXT NOT NULL,
-                relationship TEXT NOT NULL, recipient TEXT NOT NULL, operator TEXT NOT NULL, at TEXT NOT NULL);
+                relationship TEXT NOT NULL, recipient TEXT NOT NULL, operator TEXT NOT NULL, at TEXT NOT NULL,
+                answer TEXT, answered_at TEXT);
             """
         )
+        self._handlers = {MessageType.DEPENDANT_ANSWER: self._on_dependant_answer}
 
     # -- the city's taxpayers, as the 宛名管理システム knows them ---------------------------------------------
 
@@ -600,8 +605,9 @@ class ResidentTaxSystem(Component):
         recipient: str,
         now: datetime,
     ) -> Result:
-        """Prepare an inquiry to another municipality about a dependant: it must name the city's 扶養者, the
-        被扶養者 and their relationship, and the dependant must be one that taxpayer declared."""
+        """Send an inquiry to another municipality about a dependant: it must name the city's 扶養者, the
+        被扶養者 and their relationship, and the dependant must be one that taxpayer declared. The answer arrives
+        as a DEPENDANT_ANSWER (see ``dependant_answer``)."""
 
         def act(result: Result) -> None:
             self.staff.require(session, "tax_assessor", "GYOMU-003", "扶養照会", "inquire about a dependant")
@@ -633,9 +639,45 @@ class ResidentTaxSystem(Component):
             self.allow(result, "GYOMU-003", now, "扶養者・被扶養者・続柄を特定した照会を作成しました",
                        "the inquiry names the taxpayer, the dependant and their relationship", inquiry_id,
                        recipient=recipient)
+            taxpayer = self._taxpayer(taxpayer_number)
+            assert taxpayer is not None
+            self.send(
+                result,
+                MessageType.DEPENDANT_INQUIRY,
+                f"{recipient}.tax_inquiry",
+                now,
+                body={"inquiry_id": inquiry_id},
+                personal={
+                    "taxpayer": {"name": taxpayer["name"], "city": self.party.split(".")[0]},
+                    "dependant": {"name": str(dependant["name"]), "birth_date": str(dependant["birth_date"])},
+                    "relationship": relationship,
+                },
+                correlation_id=inquiry_id,
+            )
             result.value = inquiry_id
 
         return self.command(now, None, act)
+
+    def _on_dependant_answer(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
+        inquiry_id = str(env.body.get("inquiry_id", ""))
+        row = self.conn.execute(
+            "SELECT recipient FROM resident_tax_dependant_inquiries WHERE inquiry_id = ? AND answer IS NULL",
+            (inquiry_id,),
+        ).fetchone()
+        if row is None or env.sender != f"{row[0]}.tax_inquiry":
+            raise self.refuse(RefusalCode.REPLY_MISMATCH, "GYOMU-003", "照会していない相手からの回答です",
+                              "an answer to no open inquiry of this sender", field="inquiry_id")
+        answer = self.unseal(env)
+        self.conn.execute(
+            "UPDATE resident_tax_dependant_inquiries SET answer = ?, answered_at = ? WHERE inquiry_id = ?",
+            (json.dumps(answer, ensure_ascii=False), now.isoformat(), inquiry_id),
+        )
+        return Result(value=answer)
+
+    def dependant_answer(self, inquiry_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT answer FROM resident_tax_dependant_inquiries WHERE inquiry_id = ?",
+                                (inquiry_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
 
     def _declared_dependants(self, taxpayer_number: str) -> dict[tuple[str, str], str]:
         """(name, birth date) → relationship, from the attached records of this taxpayer."""

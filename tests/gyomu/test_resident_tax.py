@@ -290,8 +290,13 @@ def test_a_dependant_inquiry_must_name_all_three_and_a_declared_relation(tsukuba
     a = tsukuba.session(system.staff, "zei-a")
     number = str(mover["tax_atena_number"])
     dep = {"name": child["name"], "birth_date": child["birth_date"]}
-    ok, _ = tsukuba.step(lambda now: system.dependant_inquiry(a, number, dep, "子", "kuwana", now))
+    ok, hops = tsukuba.step(lambda now: system.dependant_inquiry(a, number, dep, "子", "kuwana", now))
     assert ok.refusal is None and _decisions(ok, "GYOMU-003") == ["allow"]
+    # The other city answered (its desk took its own GYOMU-003 decision) and the answer is kept with the inquiry.
+    assert [d.component for h in hops for d in h.decisions if d.control_id == "GYOMU-003"] == [
+        "tsukuba.resident_tax", "kuwana.tax_inquiry"]
+    answer = system.dependant_answer(str(ok.value))
+    assert answer is not None and "found" in answer
     for args, field in (
         (("", dep, "子"), "taxpayer_number"),
         ((number, None, "子"), "dependant"),
@@ -302,3 +307,15 @@ def test_a_dependant_inquiry_must_name_all_three_and_a_declared_relation(tsukuba
         refused, _ = tsukuba.step(lambda now, args=args: system.dependant_inquiry(a, *args, "kuwana", now))
         assert refused.refusal is not None and (refused.refusal.control_id, refused.refusal.field) == (
             "GYOMU-003", field)
+
+
+def test_the_other_city_answers_no_incomplete_inquiry(tsukuba: Bench) -> None:
+    system = _system(tsukuba)
+    desk = tsukuba.world.component("kuwana.tax_inquiry")
+    _, hops = tsukuba.step(lambda now: system.command(now, None, lambda r: system.send(
+        r, MessageType.DEPENDANT_INQUIRY, desk.party, now, body={"inquiry_id": "x"},
+        personal={"taxpayer": {"name": "某", "city": "tsukuba"}, "relationship": "子"})))
+    # A message built outside the system's own checks (no dependant named): the other city does not answer.
+    [hop] = [h for h in hops if h.recipient == desk.party]
+    assert hop.refusal is not None and (hop.refusal.control_id, hop.refusal.field) == ("GYOMU-003", "dependant")
+    assert not any(h.message_type == MessageType.DEPENDANT_ANSWER for h in hops)
