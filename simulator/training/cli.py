@@ -1,4 +1,4 @@
-"""Typer commands of the training features: `explain FLOW` and `trace view TRACE --out page.html`.
+"""Typer commands of the training features: `explain FLOW`, `explain checklist` and `trace view TRACE --out page.html`.
 
 The lead mounts them at top level (`jukisim explain …`, `jukisim trace view …`). Each command parses its
 arguments and calls into the training package; this module must never hold the logic itself.
@@ -16,7 +16,7 @@ from rich.console import Console
 from simulator.errors import InputError
 from simulator.i18n import Lang
 
-__all__ = ["app", "explain_command", "trace_app"]
+__all__ = ["app", "checklist_command", "explain_command", "trace_app"]
 
 app = typer.Typer(help="研修用の機能 / training features", no_args_is_help=True, add_completion=False)
 trace_app = typer.Typer(help="実行の記録（トレース） / traces of runs", no_args_is_help=True)
@@ -68,6 +68,9 @@ def explain_command(
     if flow is None:
         print_flows(console, language)
         return
+    if flow.strip().lower() in CHECKLIST_NAMES:
+        checklist_command(profile=profile, lang=lang, out=None)
+        return
     interactive = sys.stdin.isatty() if pause is None else pause
 
     def wait() -> bool:
@@ -93,6 +96,35 @@ def explain_command(
         console.print(f"trace: {trace}", highlight=False)
     if html is not None:
         console.print(f"page: {html}", highlight=False)
+
+
+CHECKLIST_NAMES = ("checklist", "チェックリスト", "確認項目")
+
+
+@app.command("checklist")
+def checklist_command(
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="団体 kuwana|tsukuba|sapporo|iizuka|kurashiki（省略時は全団体）")
+    ] = None,
+    lang: LangOption = "ja",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="チェックリスト(Markdown)の保存先 / write the checklist here")
+    ] = None,
+) -> None:
+    """組織的・物理的対策を、人が確認する項目として流れの段階ごとに示します。/ ORG and PHY items a person examines."""
+    from simulator.training.checklist import checklist_markdown, print_checklist
+
+    language = _lang(lang)
+    console = Console(soft_wrap=True)
+    try:
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(checklist_markdown(language, profile), encoding="utf-8")
+            console.print(f"checklist: {out}", highlight=False)
+            return
+        print_checklist(console, language, profile)
+    except InputError as err:
+        raise _fail(console, str(err)) from None
 
 
 @trace_app.command("view")

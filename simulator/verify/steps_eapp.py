@@ -14,7 +14,14 @@ from typing import Any, TypeVar
 
 from simulator.components.base import Component, Outgoing
 from simulator.components.cloud import BACKUP_CENTER, BackupClient, FileServer, GovCloud
-from simulator.components.eapp import JPKI_PARTY, SERVICE_PARTY, EApplication, JpkiAuthority, sign_application
+from simulator.components.eapp import (
+    JPKI_PARTY,
+    SERVICE_PARTY,
+    EApplication,
+    EApplicationService,
+    JpkiAuthority,
+    sign_application,
+)
 from simulator.components.saas import AiOcr, CounterSaas
 from simulator.components.staff import StaffSession, biometric_sample
 from simulator.model.envelope import Envelope, MessageType
@@ -105,7 +112,8 @@ def _eapp_apply(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> 
     if "alter_after_signing" in p:
         signed["application"] = {**application, "fields": {**fields, **dict(p["alter_after_signing"])}}
     service = ctx.component(SERVICE_PARTY)
-    _drive(ctx, record, lambda now: service.submit(signed, now))  # type: ignore[attr-defined]
+    assert isinstance(service, EApplicationService)
+    _drive(ctx, record, lambda now: service.submit(signed, now))
 
 
 @step("eapp_revoke_card")

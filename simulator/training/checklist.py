@@ -1,0 +1,180 @@
+"""`jukisim explain checklist`: the organisational and physical controls as items a person must examine.
+
+Simulation cannot verify a locked server room or a signed contract, so every ORG and PHY entry of the catalogue is
+listed per profile with its claim, its citation in that municipality's assessment and the evidence to examine,
+placed at the stage of the linkage path where its related technical controls fire (the flows that pass there are
+named, to run with `jukisim explain FLOW`). This module must never mark an item as passed or verified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.markup import escape
+
+from simulator.controls.catalogue import PROFILES, Catalogue, Control, Kind, Source, load_catalogue
+from simulator.errors import InputError
+from simulator.i18n import Lang
+from simulator.training.words import citation_text, t
+
+__all__ = [
+    "STAGES",
+    "ChecklistItem",
+    "Stage",
+    "build_checklist",
+    "checklist_markdown",
+    "evidence_text",
+    "print_checklist",
+]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage of the linkage path: the technical areas whose controls fire there and the flows that pass it."""
+
+    id: str
+    name_ja: str
+    name_en: str
+    areas: tuple[str, ...]
+    flows: tuple[str, ...]
+
+    def name(self, lang: Lang) -> str:
+        return self.name_ja if lang == "ja" else self.name_en
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("intake", "届出・申請の受付（窓口・電子申請）", "Intake at the counter and online", ("MADO", "JUKI", "EAPP", "SAAS"),
+          ("move_in", "move_within", "birth", "move_out", "death")),
+    Stage("jukinet", "住基ネット（CS・都道府県・全国サーバ）", "Juki-net (CS, prefectural and national servers)",
+          ("GW", "CS", "JLIS"), ("move_within", "card_move_in", "mailing_info")),
+    Stage("office", "宛名・庁内連携", "Addressee system and intra-office linkage", ("ATENA", "RENKEI", "RELAY"),
+          ("transfer", "replica_update")),
+    Stage("linkage", "中間サーバー・情報提供ネットワークシステム", "Intermediate server and NWS", ("CHUKAN", "PF", "NWS"),
+          ("query", "held_query", "refused_query", "portal", "code_acquisition")),
+    Stage("business", "業務システム（税務・介護保険など）", "Business systems (tax, long-term care …)", ("GYOMU",),
+          ("query", "replica_update")),
+    Stage("infrastructure", "基盤（クラウド・ネットワーク・端末・媒体）", "Infrastructure (cloud, network, terminals, media)",
+          ("CLOUD", "NET", "TERM", "MEDIA"), ()),
+    Stage("people", "職員・委託先・記録・データ管理", "Staff, contractors, logs and data handling",
+          ("AUTH", "ITAKU", "LOG", "DATA"), ()),
+)
+GENERAL = Stage("general", "全体（特定の段階に依らない）", "Throughout (not tied to one stage)", (), ())
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    """One ORG/PHY control for one profile: to be examined by a person, never passed by the simulator."""
+
+    control: Control
+    related: tuple[Control, ...]  # the technical controls next to which it is examined
+    citations: tuple[Source, ...]  # only this profile's seed lines
+
+    @property
+    def kind_label(self) -> tuple[str, str]:
+        return ("組織的", "organisational") if self.control.kind is Kind.ORGANISATIONAL else ("物理的", "physical")
+
+
+def _stage_of(area: str) -> Stage:
+    return next((s for s in STAGES if area in s.areas), GENERAL)
+
+
+def build_checklist(profile: str, catalogue: Catalogue | None = None) -> list[tuple[Stage, list[ChecklistItem]]]:
+    """The profile's ORG and PHY items grouped by stage, in path order; stages without items are left out."""
+    if profile not in PROFILES:
+        raise InputError("profile", f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    cat = catalogue or load_catalogue()
+    grouped: dict[str, list[ChecklistItem]] = {}
+    for control in cat.filter(profile=profile):
+        if control.kind is Kind.TECHNICAL:
+            continue
+        related = tuple(r for r in (cat.get(i) for i in control.related) if r.kind is Kind.TECHNICAL)
+        order = [s.id for s in (*STAGES, GENERAL)]
+        stage = min((_stage_of(r.area) for r in related), key=lambda s: order.index(s.id), default=GENERAL)
+        citations = tuple(s for s in control.sources if s.profile == profile)
+        grouped.setdefault(stage.id, []).append(ChecklistItem(control, related, citations))
+    return [(s, grouped[s.id]) for s in (*STAGES, GENERAL) if s.id in grouped]
+
+
+def evidence_text(text: str, lang: Lang) -> str:
+    """The catalogue writes each piece of evidence as "日本語 / English": show the reader's language."""
+    ja, sep, en = text.partition(" / ")
+    return (ja if lang == "ja" else en) if sep else text
+
+
+def _profiles(profile: str | None) -> Iterable[str]:
+    return [profile] if profile is not None else list(PROFILES)
+
+
+def _cite(source: Source, profile: str, lang: Lang) -> str:
+    return citation_text(
+        {"profile": profile, "seed": source.seed, "section": source.section, "lines": list(source.lines),
+         "quote": source.quote}, lang,
+    )
+
+
+def print_checklist(console: Console, lang: Lang, profile: str | None = None) -> int:
+    """Print the checklist of one profile (or of every profile); returns the number of items printed."""
+    say = console.print
+    count = 0
+    for key in _profiles(profile):
+        groups = build_checklist(key)
+        city = PROFILES[key][0 if lang == "ja" else 1]
+        console.rule(f"[bold]{escape(t(lang, f'{city}：人が確認する項目（組織的・物理的対策）', f'{city}: items a person must examine (organisational and physical)'))}[/]", align="left")
+        say(t(lang, "これらはシミュレーションでは検証できません。各項目の証拠を人が確認し、結果を記録してください。",
+              "Simulation cannot verify these. A person examines the evidence of each item and records the result."),
+            style="yellow", highlight=False)
+        for stage, items in groups:
+            say(f"\n[bold cyan]■ {escape(stage.name(lang))}[/]", highlight=False)
+            if stage.flows:
+                say(t(lang, "  この段階を通る流れ: ", "  flows through this stage: ") + ", ".join(
+                    f"jukisim explain {f}" for f in stage.flows), style="dim", highlight=False)
+            for item in items:
+                count += 1
+                c = item.control
+                kind = item.kind_label[0 if lang == "ja" else 1]
+                say(f"  [bold]☐ {c.id}[/] ({escape(kind)}) {escape(c.title(lang))}", highlight=False)
+                say(f"      {escape(t(lang, '主張', 'claim'))}: {escape(c.claim(lang))}", highlight=False)
+                for source in item.citations:
+                    say(f"      {escape(t(lang, '根拠', 'citation'))}: {escape(_cite(source, key, lang))}",
+                        highlight=False)
+                if item.related:
+                    near = ", ".join(f"{r.id} {r.title(lang)}" for r in item.related)
+                    say(f"      {escape(t(lang, '関連する技術的対策', 'next to technical controls'))}: {escape(near)}",
+                        highlight=False)
+                say(f"      {escape(t(lang, '確認する証拠', 'evidence to examine'))}:", highlight=False)
+                for evidence in c.evidence_to_examine:
+                    say(f"        ☐ {escape(evidence_text(evidence, lang))}", highlight=False)
+                say(f"      {escape(t(lang, '確認結果', 'result'))}: "
+                    f"{escape(t(lang, '未確認（確認者・日付・所見を記入）', 'not yet examined (examiner, date, finding)'))}",
+                    highlight=False)
+    return count
+
+
+def checklist_markdown(lang: Lang, profile: str | None = None) -> str:
+    """The same checklist as a Markdown page with tick boxes, to print or keep with the audit file."""
+    out: list[str] = []
+    for key in _profiles(profile):
+        city = PROFILES[key][0 if lang == "ja" else 1]
+        out.append(f"# {t(lang, f'{city} 確認項目チェックリスト（組織的・物理的対策）', f'{city}: checklist (organisational and physical controls)')}\n")
+        out.append(t(lang, "シミュレーションでは検証できない項目です。証拠を確認し、確認者・日付・所見を記入してください。\n",
+                     "Simulation cannot verify these items. Examine the evidence and record examiner, date and finding.\n"))
+        for stage, items in build_checklist(key):
+            out.append(f"## {stage.name(lang)}\n")
+            if stage.flows:
+                out.append(t(lang, "この段階を通る流れ: ", "Flows through this stage: ")
+                           + ", ".join(f"`jukisim explain {f}`" for f in stage.flows) + "\n")
+            for item in items:
+                c = item.control
+                out.append(f"### ☐ {c.id} {c.title(lang)}\n")
+                out.append(f"- {t(lang, '主張', 'Claim')}: {c.claim(lang)}")
+                out.extend(f"- {t(lang, '根拠', 'Citation')}: {_cite(s, key, lang)}" for s in item.citations)
+                if item.related:
+                    out.append(f"- {t(lang, '関連する技術的対策', 'Next to technical controls')}: "
+                               + ", ".join(f"{r.id} {r.title(lang)}" for r in item.related))
+                out.append(f"- {t(lang, '確認する証拠', 'Evidence to examine')}:")
+                out.extend(f"  - [ ] {evidence_text(e, lang)}" for e in c.evidence_to_examine)
+                out.append(f"- {t(lang, '確認結果', 'Result')}: "
+                           f"{t(lang, '未確認（確認者: ＿＿ 日付: ＿＿ 所見: ＿＿）', 'not yet examined (examiner: __ date: __ finding: __)')}\n")
+    return "\n".join(out)
