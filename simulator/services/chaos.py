@@ -64,6 +64,7 @@ class KillEvent:
     queries_in_flight: int  # queries started and not yet answered, as the clients see them
     messages_staged: int  # messages in all outboxes (read from the stores) just before the kill
     restart_s: float  # from the kill until the restarted service was ready again
+    start_attempts: int = 1  # more than one: a start failed (its log says why) and was tried again
 
 
 @dataclass
@@ -116,6 +117,7 @@ class ChaosReport:
             f" {self.redelivered_messages}; staged at the end: {self.staged_at_end}",
             f"- audit verify: {'OK' if self.audit_ok else 'FAILED'} {'; '.join(self.audit_problems[:5])}",
             f"- duration: {self.duration_s:.1f} s",
+            f"- restarts that needed another attempt: {sum(1 for k in self.kills if k.start_attempts > 1)}",
         ]
         return "\n".join(lines)
 
@@ -152,6 +154,20 @@ class ServiceProcess:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.name} not ready within {timeout:.0f} s")
             time.sleep(0.05)
+
+    def restart(self, attempts: int = 3) -> int:
+        """Start again after a kill; a start that fails (e.g. the world's code changed under it) is retried."""
+        for attempt in range(1, attempts + 1):
+            self.start()
+            try:
+                self.wait_ready()
+                return attempt
+            except (RuntimeError, TimeoutError):
+                self.kill()
+                if attempt == attempts:
+                    raise
+                time.sleep(1.0)
+        return attempts
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -336,9 +352,9 @@ def run_chaos(settings: ChaosSettings, log: Callable[[str], None] = print) -> Ch
                 in_flight, staged = workload.in_flight(), staged_messages(data)
                 killed_at = time.monotonic()
                 victim.kill()
-                victim.start()
-                victim.wait_ready()
-                event = KillEvent(victim.name, killed_at - started, in_flight, staged, time.monotonic() - killed_at)
+                attempts = victim.restart()
+                event = KillEvent(victim.name, killed_at - started, in_flight, staged, time.monotonic() - killed_at,
+                                  attempts)
                 report.kills.append(event)
                 log(f"SIGKILL {event.service} at {event.at_s:.1f} s ({in_flight} queries in flight, {staged} staged);"
                     f" ready again after {event.restart_s:.1f} s")

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from simulator.errors import InputError
 
-__all__ = ["app", "load", "serve"]
+__all__ = ["app", "chaos", "load", "serve"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 app = typer.Typer(help="HTTPサービスと負荷試験 / the world as services, and load tests", no_args_is_help=True,
@@ -133,3 +133,45 @@ def load(
     console.print(summary.markdown())
     console.print(f"報告 / reports: {out}")
     raise typer.Exit(0 if summary.wrong_outcomes == 0 and summary.requests > 0 else 1)
+
+
+@app.command()
+def chaos(
+    data: Annotated[Path, typer.Option("--data", help="データディレクトリ（新しく作る）/ data directory (built anew)")]
+    = PROJECT_ROOT / "var" / "chaos",
+    profile: ProfileOption = "demo",
+    queries: Annotated[int, typer.Option("--queries", min=1, max=20000, help="情報照会の数 / queries")] = 1000,
+    kills: Annotated[int, typer.Option("--kills", min=0, max=200, help="SIGKILL の回数 / kills")] = 10,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="同時に照会する端末 / clients")] = 16,
+    targets: Annotated[str | None, typer.Option("--targets", help="停止させるサービス（カンマ区切り）/ services to kill")]
+    = None,
+    gap: Annotated[str, typer.Option("--gap", help="停止の間隔（秒）min,max / seconds between kills")] = "1,5",
+    port_base: PortOption = 21600,
+    max_in_flight: Annotated[int, typer.Option("--max-in-flight", min=1, help="同時処理の上限")] = 64,
+    max_backlog: Annotated[int, typer.Option("--max-backlog", min=1, help="送信待ち電文の上限")] = 5000,
+    seed: Annotated[int, typer.Option("--seed", help="停止の乱数の種 / seed of the kills")] = 20261124,
+    report: Annotated[Path | None, typer.Option("--report", help="結果のJSON / write the figures as JSON")] = None,
+) -> None:
+    """各サービスを別プロセスで起動し、情報照会の負荷の中で無作為にSIGKILL・再起動し、記録の欠落と重複を検査します。"""
+    import json
+
+    from simulator.services.admission import AdmissionLimits
+    from simulator.services.chaos import ChaosSettings, run_chaos
+
+    console = Console()
+    try:
+        low, high = (float(x) for x in gap.split(","))
+    except ValueError:
+        raise typer.BadParameter("--gap: two numbers, min,max (seconds)") from None
+    if data.exists() and any(data.iterdir()):
+        raise typer.BadParameter(f"--data: {data} must be empty or absent (the run builds its own world)")
+    settings = ChaosSettings(
+        data, profile=profile, queries=queries, kills=kills, workers=workers, port_base=port_base,
+        kill_gap=(low, high), targets=[t.strip() for t in targets.split(",") if t.strip()] if targets else [],
+        rng_seed=seed, admission=AdmissionLimits(max_in_flight, max_backlog),
+    )
+    result = run_chaos(settings, log=console.print)
+    console.print(result.markdown())
+    if report is not None:
+        report.write_text(json.dumps(result.as_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
+    raise typer.Exit(0 if result.ok else 1)
