@@ -115,6 +115,14 @@ class MessageSecurity:
         self._jws = _jws_registry()
         self._jwe = _jwe_registry()
 
+    def renew(self, credential: Credential) -> None:
+        """Sign from now on with a renewed credential of the same party (the old one is no longer used here)."""
+        if credential.party_id != self.party_id:
+            raise InputError("credential", f"must belong to this party '{self.party_id}'")
+        self.credential = credential
+        self._own_key = ECKey.import_key(credential.private_key)
+        self._x5c = [base64.b64encode(c.public_bytes(Encoding.DER)).decode("ascii") for c in credential.chain]
+
     # -- signing -------------------------------------------------------------------------------------------
 
     def sign(self, envelope: Envelope) -> str:
@@ -180,6 +188,38 @@ class MessageSecurity:
         self._replay.check_and_record(envelope, when)
         return envelope, leaf
 
+    def verify_logged(self, wire: str, at: datetime, now: datetime) -> Envelope:
+        """Verify a message kept from earlier, at ``at``: the time a log that cannot be rewritten says it arrived.
+
+        The certificate must have been valid at ``at`` and not revoked by then (on the CRL in force ``now``), the
+        signature genuine, the sender its holder, and the message's own ``issued_at`` within the allowed skew of
+        ``at``. Recipient, freshness against ``now`` and replay are not checked: this answers "was it authentic
+        when it arrived?", so a key revoked later does not make an earlier message unverifiable.
+        """
+        arrived = utc(at, "at")
+        signed, header = self._parse(wire)
+        leaf = self._trust.validate(self._chain(header), utc(now), component=self.party_id, signed_at=arrived)
+        self._check_signature(signed, leaf)
+        envelope = self._envelope(signed.payload)
+        if envelope.sender != party_id_of(leaf):
+            raise self._refuse(
+                RefusalCode.SENDER_MISMATCH,
+                CERTIFICATE_CONTROL,
+                f"送信者「{envelope.sender}」と署名者の証明書「{party_id_of(leaf)}」が一致しません。",
+                f"Sender '{envelope.sender}' does not match the signing certificate '{party_id_of(leaf)}'.",
+                field="sender",
+            )
+        if abs(envelope.issued_at - arrived) > self.max_skew:
+            raise self._refuse(
+                RefusalCode.STALE_MESSAGE,
+                REPLAY_CONTROL,
+                f"発信時刻 {envelope.issued_at.isoformat()} が記録上の受信時刻 {arrived.isoformat()} と合いません。",
+                f"Issued at {envelope.issued_at.isoformat()}, not within the allowed skew of the logged time of "
+                f"receipt {arrived.isoformat()}.",
+                field="issued_at",
+            )
+        return envelope
+
     def _parse(self, wire: str) -> tuple[jws.CompactSignature, dict[str, Any]]:
         if not isinstance(wire, str):
             raise self._malformed("電文が文字列ではありません", "the message is not a string")
@@ -191,7 +231,8 @@ class MessageSecurity:
         try:
             signed = jws.extract_compact(wire.encode("ascii"), registry=self._jws)
             header = signed.headers()
-        except (JoseError, ValueError, TypeError, UnicodeError):
+        except (JoseError, ValueError, TypeError, UnicodeError, RecursionError):
+            # RecursionError: JSON nested deeper than the parser's stack (a hostile header), not a crash.
             raise self._malformed(
                 "JWSコンパクト形式として解析できません", "not a parseable JWS compact serialisation"
             ) from None
@@ -334,7 +375,7 @@ class MessageSecurity:
         segments = sealed.split(".")
         try:
             header = _b64url_json(segments[0]) if len(segments) == 5 else None
-        except (ValueError, UnicodeError, binascii.Error):
+        except (ValueError, UnicodeError, binascii.Error, RecursionError):
             header = None
         if not isinstance(header, dict):
             raise self._undecryptable("JWEコンパクト形式ではありません", "not a JWE compact serialisation")
@@ -353,11 +394,19 @@ class MessageSecurity:
             raise self._undecryptable(
                 "当システムの鍵宛てに暗号化されていません", "it was not sealed to this party's key"
             )
+        epk = header.get("epk")
+        # Checked here, not left to the library: a mangled curve name made it raise KeyError (a crash, not a no).
+        if not (isinstance(epk, dict) and epk.get("kty") == "EC" and epk.get("crv") == "P-256"
+                and isinstance(epk.get("x"), str) and isinstance(epk.get("y"), str)):
+            raise self._undecryptable(
+                "送信者の一時鍵（epk）が EC P-256 の公開鍵ではありません",
+                "the ephemeral key (epk) is not an EC P-256 public key",
+            )
         COUNTERS.add(key_agreements=1, key_wraps=1, aead_ops=1)
         try:
             plaintext = jwe.decrypt_compact(sealed, self._own_key, registry=self._jwe).plaintext
             content = json.loads(plaintext) if plaintext is not None else None
-        except (JoseError, ValueError, TypeError, InvalidTag, InvalidUnwrap, InvalidKey):
+        except (JoseError, ValueError, TypeError, KeyError, InvalidTag, InvalidUnwrap, InvalidKey, RecursionError):
             raise self._undecryptable("復号または完全性検証に失敗", "decryption or integrity check failed") from None
         if not isinstance(content, dict):
             raise self._undecryptable("内容がJSONオブジェクトではありません", "the content is not a JSON object")

@@ -407,6 +407,21 @@ class CertificateAuthority:
         self._issued[certificate.serial_number] = certificate
         return Credential(name, organisation, key, certificate, (certificate, issuer))
 
+    def renew(self, credential: Credential, now: datetime, days: int = 825) -> Credential:
+        """A new key and certificate for the holder of ``credential`` (same party and organisation), from ``now``.
+
+        The old certificate stays valid until it expires or is revoked: messages signed with it before then
+        remain verifiable (``TrustStore.validate(..., signed_at=...)``). Publishing the new one is the caller's.
+        """
+        if credential.certificate.serial_number not in self._issued:
+            raise InputError("credential", "was not issued by this CA, so it cannot be renewed here")
+        return self.issue(credential.party_id, credential.organisation, now, days)
+
+    def revocation(self, serial: int) -> datetime | None:
+        """When ``serial`` was revoked (UTC), or None if it is not on the revocation list."""
+        found = self._revoked.get(serial)
+        return found[0] if found else None
+
     def issued(self) -> list[x509.Certificate]:
         """Every certificate this CA has issued, oldest first."""
         return sorted(self._issued.values(), key=lambda c: (c.not_valid_before_utc, c.serial_number))
@@ -571,7 +586,8 @@ class TrustStore:
     revocation status is unknown, and the chain is refused (fail closed): give a source that republishes,
     such as ``lambda: ca.crl(clock())``, not a frozen ``ca.current_crl``, for runs longer than a CRL lives.
     A revoked certificate is refused for every message, also one signed before the revocation: without a
-    trusted timestamp nobody can prove when a message was signed.
+    trusted timestamp nobody can prove when a message was signed. Only a message taken from a log that fixes
+    when it arrived (``signed_at``) is judged at that time (see ``simulator.crypto.lifecycle.verify_logged``).
     """
 
     def __init__(self, root_cert: x509.Certificate, crl_source: Callable[[], x509.CertificateRevocationList]) -> None:
@@ -582,12 +598,25 @@ class TrustStore:
         self._verified_crls: set[tuple[str, str]] = set()
         self._last_crl: tuple[x509.CertificateRevocationList, x509.Certificate, datetime | None] | None = None
 
-    def validate(self, chain: Sequence[x509.Certificate], now: datetime, *, component: str) -> x509.Certificate:
+    def validate(
+        self,
+        chain: Sequence[x509.Certificate],
+        now: datetime,
+        *,
+        component: str,
+        signed_at: datetime | None = None,
+    ) -> x509.Certificate:
         """Return the leaf of ``chain`` (leaf first) if it is trusted at ``now``; otherwise raise ``Refusal``.
 
-        ``component`` is the party doing the verifying; refusals name it (control NET-003).
+        ``component`` is the party doing the verifying; refusals name it (control NET-003). ``signed_at`` is for
+        a message taken from a log that fixes when it was received (a trusted time): the certificates must have
+        been valid then and the certificate not revoked by then, judged on the CRL in force at ``now``.
         """
-        when = utc(now)
+        checked = utc(now)
+        logged = utc(signed_at, "signed_at") if signed_at is not None else None
+        when = logged or checked
+        if when > checked:
+            raise InputError("signed_at", "must not be later than now")
         if not chain or len(chain) > _MAX_CHAIN:
             raise _unknown(
                 component, f"証明書チェーンは1〜{_MAX_CHAIN}枚", f"a chain has 1 to {_MAX_CHAIN} certificates"
@@ -613,7 +642,7 @@ class TrustStore:
                     f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; "
                     f"checked at {when:%Y-%m-%d %H:%M} UTC).",
                 )
-        self._check_revocation(path.certificates[0], path.certificates[1], when, component)
+        self._check_revocation(path.certificates[0], path.certificates[1], checked, component, signed_at=logged)
         return path.certificates[0]
 
     def _verify_path(self, presented: tuple[x509.Certificate, ...], component: str) -> _VerifiedPath:
@@ -671,7 +700,13 @@ class TrustStore:
         self._verified_crls.add(key)
 
     def _check_revocation(
-        self, leaf: x509.Certificate, issuer: x509.Certificate, when: datetime, component: str
+        self,
+        leaf: x509.Certificate,
+        issuer: x509.Certificate,
+        when: datetime,
+        component: str,
+        *,
+        signed_at: datetime | None = None,
     ) -> None:
         crl = self._crl_source()
         # The same CRL for the same issuer as last time is the common case: its issuer name and signature were
@@ -692,7 +727,9 @@ class TrustStore:
         # A CRL whose thisUpdate is after ``when`` is still used: revocation only accumulates, so a newer
         # list is at least as strict, and refusing it would turn small clock differences into outages.
         entry = crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
-        if entry is not None:
+        # A live message is refused by any entry; a logged one received before the revocation date stays valid.
+        # The CRL keeps whole seconds, so a message logged in the second of the revocation counts as after it.
+        if entry is not None and (signed_at is None or entry.revocation_date_utc <= signed_at):
             raise _refuse(
                 RefusalCode.REVOKED_CERTIFICATE,
                 component,
