@@ -547,6 +547,7 @@ class ResidentTaxSystem(Component):
             if cited is None or cited.discloses == "general":
                 name = cited.name_ja if cited else basis
                 raise _Declined(
+                    cited.discloses if cited else "unknown",
                     self.refuse(
                         RefusalCode.FIELD_NOT_ALLOWED,
                         "GYOMU-009",
@@ -574,7 +575,7 @@ class ResidentTaxSystem(Component):
             return self.command(now, request_id, act)
         except _Declined as declined:
             with transaction(self.conn):
-                self._log_disclosure(request_id, requester, basis, "refused_basis", taxpayer_number, "refused",
+                self._log_disclosure(request_id, requester, basis, declined.discloses, taxpayer_number, "refused",
                                      session, now)
             return self.refused(declined.refusal, now, correlation_id=request_id, evidence={"basis": basis})
 
@@ -695,6 +696,7 @@ class ResidentTaxSystem(Component):
 class _Declined(Exception):
     """A refusal that must keep the request's own record (GYOMU-009 records every decision with its basis)."""
 
-    def __init__(self, refusal: Refusal) -> None:
+    def __init__(self, discloses: str, refusal: Refusal) -> None:
         super().__init__(str(refusal))
+        self.discloses = discloses  # how the cited basis is classed ("general", or "unknown" when not in the table)
         self.refusal = refusal
