@@ -272,6 +272,59 @@ class Network(Component):
                 (self.municipality, host, now.date().isoformat()),
             )
 
+    def register_terminal(self, approver: StaffSession, roles: frozenset[str], spec: TerminalSpec, now: datetime) -> Result:
+        """The 情報主管課 registers a terminal (id, segment, MAC address, department, users) in the fleet."""
+
+        def act(result: Result) -> None:
+            if "info_director" not in roles:
+                raise self.refuse(
+                    RefusalCode.ROLE_MISSING,
+                    "NET-003",
+                    "端末の登録は情報主管課長のみが行えます",
+                    "only the 情報主管課長 registers terminals",
+                    field="approver",
+                )
+            if spec.segment not in self._segments:
+                raise InputError("segment", f"unknown segment {spec.segment!r}; known: {sorted(self._segments)}")
+            if self.terminal(spec.id) is not None:
+                raise self.refuse(
+                    RefusalCode.STATE_CONFLICT,
+                    "NET-003",
+                    f"端末 {spec.id} は既に登録されています",
+                    f"terminal {spec.id} is already registered",
+                    field="terminal",
+                )
+            clash = [
+                t
+                for (t, raw) in self.conn.execute(
+                    "SELECT terminal, spec FROM net_terminals WHERE municipality = ?", (self.municipality,)
+                )
+                if TerminalSpec.model_validate_json(raw).mac == spec.mac
+            ]
+            if clash:
+                raise self.refuse(
+                    RefusalCode.STATE_CONFLICT,
+                    "NET-003",
+                    f"MACアドレス {spec.mac} は端末 {clash[0]} に登録済みです",
+                    f"MAC {spec.mac} already belongs to terminal {clash[0]}",
+                    field="mac",
+                )
+            self.conn.execute(
+                "INSERT INTO net_terminals (municipality, terminal, spec, registered_at) VALUES (?,?,?,?)",
+                (self.municipality, spec.id, spec.model_dump_json(by_alias=True), now.isoformat()),
+            )
+            self.conn.execute(
+                "INSERT OR IGNORE INTO net_hygiene (municipality, host, definitions_on) VALUES (?,?,?)",
+                (self.municipality, spec.id, now.date().isoformat()),
+            )
+            self.audit.append(
+                at=now.isoformat(),
+                kind="terminal.registered",
+                data={"terminal": spec.id, "segment": spec.segment, "by": approver.user_id},
+            )
+
+        return self.command(now, None, act)
+
     # -- lookups ------------------------------------------------------------------------------------------
 
     def terminal(self, terminal_id: str) -> tuple[TerminalSpec, str | None] | None:
@@ -339,6 +392,9 @@ class Network(Component):
         control = "NET-004" if src.designated_terminals or dst.designated_terminals else "NET-001"
         for flow in self.data.flows:
             if self._matches(flow.source_endpoint, source) and self._matches(flow.to, destination) and flow.port == port:
+                # Between two parties the flow rides the link the directory declares (e.g. つくば's VPN leg).
+                a, b = self.parties.get(source.name), self.parties.get(destination.name)
+                link = self.directory.network_between(a, b) if a and b else None
                 self.allow(
                     result,
                     control,
@@ -348,6 +404,7 @@ class Network(Component):
                     source=source.name,
                     destination=destination.name,
                     port=port,
+                    link=link,
                     seed=flow.source.seed,
                     line=flow.source.line,
                 )

@@ -234,6 +234,15 @@ class TerminalFleet(Component):
         def act(result: Result) -> None:
             terminal, system, owner, _, locked = self._session(session_id)
             staff = self._staff(system)
+            lock = self.data.screen_lock
+            if lock is not None and lock.unlock == "biometric" and biometric is None:
+                raise self.refuse(
+                    RefusalCode.BIOMETRIC_MISMATCH,
+                    "TERM-001",
+                    "画面ロックの解除には生体認証が必要です",
+                    "unlocking the screen needs the biometric factor",
+                    field="biometric",
+                )
             try:
                 session = staff.authenticate(user, password, now=now, biometric=biometric, terminal=terminal)
             except Refusal as refusal:

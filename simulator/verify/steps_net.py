@@ -18,10 +18,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from pydantic import ValidationError
 
 from simulator.components.base import Component
 from simulator.components.counter import FOUR_ITEMS, Counter
-from simulator.components.network import EICAR, Network
+from simulator.components.network import EICAR, Network, TerminalSpec
 from simulator.components.staff import StaffDirectory, biometric_sample
 from simulator.components.terminal import TerminalFleet
 from simulator.verify.steps import ScenarioContext, StepError, StepRecord, _drive, step
@@ -176,6 +177,28 @@ def _net_lost(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> No
     network = _network(ctx, p)
     device = str(p["device"])
     _drive(ctx, record, lambda now: network.report_lost(device, now))
+
+
+@step("term_register")
+def _term_register(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """Register a terminal: `terminal`, `segment`, `mac`, `department`, `users`, by `approver` (default
+    joho-kacho, the 情報主管課長) (NET-003)."""
+    network = _network(ctx, p)
+    approver = ctx.session(_registry_staff(ctx, p), str(p.get("approver", "joho-kacho")))
+    try:
+        spec = TerminalSpec.model_validate(
+            {
+                "id": p["terminal"],
+                "segment": p.get("segment", "kikan"),
+                "mac": p["mac"],
+                "department": p.get("department", "市民課"),
+                "users": list(p.get("users", [])),
+                "source": {"seed": "scenario", "line": 1, "inferred": True, "reason": "registered by a scenario"},
+            }
+        )
+    except ValidationError as error:
+        raise StepError("terminal", str(error.errors()[0]["msg"])) from None
+    _drive(ctx, record, lambda now: network.register_terminal(approver, approver.roles, spec, now))
 
 
 # -- TERM --------------------------------------------------------------------------------------------------

@@ -179,3 +179,18 @@ def test_a_reopened_world_keeps_its_terminals_and_revocations(world: World, cloc
         assert found is not None and found[1] is not None
     finally:
         reopened.close()
+
+
+def test_every_flow_between_two_parties_rides_a_link_the_directory_declares(world: World) -> None:
+    for m in ("kuwana", "tsukuba"):
+        net = network(world, m)
+        for flow in net.data.flows:
+            a = net.parties.get(net.host_key(flow.source_endpoint))
+            b = net.parties.get(net.host_key(flow.to))
+            if a and b:
+                assert world.directory.network_between(a, b) is not None, (m, flow.source_endpoint, flow.to)
+
+
+def test_the_vpn_leg_is_named_on_tsukubas_platform_flow(world: World, clock: Clock) -> None:
+    result = network(world).connect("atena", "platform_path", 443, clock.tick())
+    assert result.refusal is None and result.decisions[0].evidence["link"] == "vpn"
