@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -624,7 +624,13 @@ class TrustStore:
         presented = tuple(chain)
         path = self._paths.get(presented[0])
         if path is None or path.presented != presented:
-            path = self._verify_path(presented, component)
+            try:
+                path = self._verify_path(presented, component)
+            except (ValueError, TypeError, UnsupportedAlgorithm) as err:
+                # DER that loads but whose key, names or extensions do not decode (found by flipping bits in x5c).
+                raise _unknown(
+                    component, "証明書の内容を解釈できない", f"a certificate does not decode ({type(err).__name__})"
+                ) from None
             if len(self._paths) >= 65536:
                 self._paths.clear()
             self._paths[presented[0]] = path

@@ -97,6 +97,22 @@ def bit_flip(h: Hostile, draw: Draw, target: Captured) -> Mutant:
     return Mutant("bit_flip", bytes(data), target)
 
 
+def certificate_flip(h: Hostile, draw: Draw, target: Captured) -> Mutant:
+    """Bits flipped inside the DER of an x5c certificate, with ``kid`` recomputed so the chain is parsed and checked."""
+    header = target.header
+    index = draw(st.integers(0, len(header["x5c"]) - 1))
+    der = bytearray(base64.b64decode(header["x5c"][index]))
+    for at in draw(st.lists(st.integers(0, len(der) - 1), min_size=1, max_size=3, unique=True)):
+        der[at] ^= 1 << draw(st.integers(0, 7))
+    x5c = list(header["x5c"])
+    x5c[index] = base64.b64encode(bytes(der)).decode("ascii")
+    leaf = base64.b64decode(x5c[0])
+    header = {**header, "x5c": x5c, "kid": hashlib.sha256(leaf).hexdigest()}
+    signing_input = f"{b64u(json.dumps(header).encode())}.{_segments(target)[1]}".encode("ascii")
+    signature = es256(signing_input, h.credential(target.sender).private_key)
+    return Mutant("certificate_flip", f"{signing_input.decode()}.{b64u(signature)}".encode(), target)
+
+
 def truncation(h: Hostile, draw: Draw, target: Captured) -> Mutant:
     wire = target.wire
     how = draw(st.sampled_from(["prefix", "drop_segment", "empty_signature", "segment_cut"]))
@@ -294,7 +310,7 @@ def sealed_payload(h: Hostile, draw: Draw, target: Captured) -> Mutant:
 
 KINDS: dict[str, Callable[[Hostile, Draw, Captured], Mutant]] = {
     f.__name__: f
-    for f in (bit_flip, truncation, field_swap, resign_other, alg_downgrade, alg_none, oversized, deep_nesting,
+    for f in (bit_flip, certificate_flip, truncation, field_swap, resign_other, alg_downgrade, alg_none, oversized, deep_nesting,
               invalid_utf8, wrong_content_type, permit, sealed_payload)
 }
 INPROC_KINDS = [k for k in KINDS if k != "wrong_content_type"]
