@@ -113,9 +113,10 @@ def _data_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "scenarios" / "data"
 
 
-def load_area_data(name: str, model: type[BaseModel], profile: str) -> Any:
-    """One profile's entry of scenarios/data/<name>.yaml, validated; a bad entry names its field and rule."""
-    path = _data_dir() / f"{name}.yaml"
+def load_area_data(name: str, model: type[BaseModel], profile: str, path: Path | None = None) -> Any:
+    """One profile's entry of scenarios/data/<name>.yaml (or ``path``), validated; a bad entry names its field
+    and rule."""
+    path = path or _data_dir() / f"{name}.yaml"
     data = _read(path)
     if profile not in data:
         raise InputError(f"{name}.{profile}", f"{path.name} has no entry for profile {profile!r}")
