@@ -32,6 +32,7 @@ from simulator.services.sender import JOSE
 from tests.reliability.conftest_hostile import (
     Captured,
     Hostile,
+    audit_size,
     b64u,
     business_changes,
     es256,
@@ -40,7 +41,7 @@ from tests.reliability.conftest_hostile import (
     hostile,
     unb64u,
 )
-from tests.services.conftest import template
+from tests.services.conftest import query_body, template
 
 __all__ = ["hostile", "template"]  # fixtures, imported so pytest finds them
 
@@ -349,6 +350,7 @@ def check_inproc(h: Hostile, mutant: Mutant) -> None:
 def check_http(h: Hostile, mutant: Mutant) -> None:
     target = mutant.target
     before = h.row_counts()
+    logged = audit_size(h)
     outbox = h.harness.contexts[target.service].driver.pending()
     h.clock.now = h.clock.now + timedelta(milliseconds=1)
     h.tally.tried[(mutant.kind, "http")] += 1
@@ -361,6 +363,8 @@ def check_http(h: Hostile, mutant: Mutant) -> None:
     assert 400 <= response.status_code < 500, (mutant.kind, response.status_code, response.text[:500])
     body = response.json()
     assert body["status"] == "refused" and body["refusal"]["code"] in CODES, body
+    if body["refusal"].get("component"):  # refused by a component (not by HTTP framing): it is in the log
+        assert audit_size(h) > logged, "the refusal was not logged"
     assert business_changes(before, h.row_counts()) == {}
     assert h.harness.contexts[target.service].driver.pending() == outbox, "a refused message caused a message"
     h.tally.refused[(mutant.kind, "http")] += 1
@@ -404,3 +408,20 @@ def test_the_captured_flow_is_complete(hostile: Hostile) -> None:
     """The mutations start from every hop of a real exchange, including a permit and sealed personal data."""
     types = [c.message_type for c in hostile.captured]
     assert "nws.provision_request" in types and any(c.envelope.get("sealed") for c in hostile.captured)
+
+
+def test_the_world_still_works_after_the_mutations(hostile: Hostile) -> None:
+    """Nothing the mutations did (they ran first, in this module's world) stopped the next real exchange."""
+    h = hostile
+    api = h.harness.client("kurashiki")
+    person = h.harness.population.movers[2]["ltc_atena_number"]
+    query_id = api.post("/ltc/queries", json=query_body(person)).json()["query_id"]
+    held = h.held_back.message_id
+    while batch := [(n, i) for n, ctx in h.harness.contexts.items() for i in ctx.driver.pending() if i.message_id != held]:
+        for name, item in batch:
+            h.clock.now += timedelta(milliseconds=50)
+            destination = h.harness.topology.service_of(item.recipient)
+            assert destination is not None
+            assert h.harness.post_message(destination.name, item.wire, item.sender).status_code == 202
+            h.harness.contexts[name].driver.delivered([item.seq])
+    assert api.get(f"/ltc/queries/{query_id}").json()["status"] == "provided"
