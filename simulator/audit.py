@@ -39,6 +39,16 @@ class AuditReport:
     def in_flight(self) -> int:
         return sum(self.staged.values())
 
+    def problems(self) -> list[str]:
+        """Every finding, one line each: chain breaks, records missing at a party, duplicate provisions."""
+        return [f"{f}: {b.describe()}" for f, b in self.breaks] + self.missing_records + self.duplicates
+
+    def summary(self) -> str:
+        """The cross-party figures in one line (what `jukisim audit verify` prints beside the per-file counts)."""
+        staged = f"; {self.in_flight} messages still staged in outboxes (gaps may be in flight)" if self.in_flight else ""
+        return (f"provisions: {self.provisions}, recorded by provider, NWS and requester: {self.complete_provisions};"
+                f" missing records: {len(self.missing_records)}; duplicates: {len(self.duplicates)}{staged}")
+
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
