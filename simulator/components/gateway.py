@@ -2,8 +2,8 @@
 
 Everything 既存住基 sends toward 住基ネット is received here, kept in a durable queue in commit order, and forwarded
 to CS only inside 住基ネット's operating window (GW-001, GW-002); each relay step is recorded and reconciled against
-the registry's own manifest (GW-003); the 本人確認情報 relayed are kept as a cache that answers a 広域交付 request off
-the registry's hours (GW-004). It must never forward the same 異動 twice, drop a queued one, or let anyone but CS read
+the registry's own manifest (GW-003), and each message carried on leaves a 情報連携記録 (LOG-008); the 本人確認情報
+relayed are kept as a cache that answers a 広域交付 request off the registry's hours (GW-004). It must never forward the same 異動 twice, drop a queued one, or let anyone but CS read
 the cache.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 from cryptography import x509
 
 from simulator.components.base import Component, Directory, Link, Result
+from simulator.components.oplog import record_exchange
 from simulator.controls.decision import Outcome
 from simulator.crypto.envelope import MessageSecurity
 from simulator.errors import RefusalCode
@@ -274,7 +275,7 @@ class Gateway(Component):
         ).fetchall()
         for seq, key, type_, body, personal, correlation, received_at in rows:
             data = json.loads(personal) if personal else {}
-            self.send(
+            sent = self.send(
                 result,
                 MessageType(type_),
                 self.cs_party,
@@ -283,6 +284,11 @@ class Gateway(Component):
                 personal=data or None,
                 correlation_id=correlation,
             )
+            code = data.get("resident_code")
+            record_exchange(
+                self, sent, now, source=self.registry_party, person_key=code if isinstance(code, str) else None,
+                outcome="forwarded",
+            )  # fmt: skip
             self.conn.execute("UPDATE gw_queue SET forwarded_at = ? WHERE seq = ?", (now.isoformat(), seq))
             self.audit.append(
                 at=now.isoformat(),
@@ -316,7 +322,7 @@ class Gateway(Component):
             "message from CS relayed to 既存住基 through the boundary gateway",
             envelope.correlation_id,
         )
-        self.send(
+        sent = self.send(
             result,
             envelope.type,
             self.registry_party,
@@ -325,6 +331,11 @@ class Gateway(Component):
             personal=personal,
             correlation_id=envelope.correlation_id,
         )
+        code = personal.get("resident_code")
+        record_exchange(
+            self, sent, now, source=self.cs_party, person_key=code if isinstance(code, str) else None,
+            outcome="relayed",
+        )  # fmt: skip
         return result
 
     # -- GW-003: reconciliation ---------------------------------------------------------------------------
@@ -445,7 +456,7 @@ class Gateway(Component):
             envelope.correlation_id,
             synced_at=row[1],
         )
-        self.send(
+        sent = self.send(
             result,
             MessageType.WIDE_AREA_REPLY,
             self.cs_party,
@@ -454,4 +465,5 @@ class Gateway(Component):
             personal={"resident_code": code, "record": json.loads(row[0])},
             correlation_id=envelope.correlation_id,
         )
+        record_exchange(self, sent, now, source=self.party, person_key=str(code), outcome="answered_from_cache")
         return result

@@ -3,9 +3,9 @@
 The hub keeps the 参照用住記 data it receives from 既存住基 (in sequence, RENKEI-006) and hands each route only its
 approved items for persons in the route's target set (RENKEI-001, RENKEI-002), never a 個人番号 to a system that is
 not registered for 個人番号利用事務 (RENKEI-003), on staff request only from registered terminals and privileged users
-(RENKEI-004, RENKEI-005), and records every exchange (RENKEI-008). 札幌's 個人基本 also forwards the 副本 record,
-cut to the 主務省令 世帯情報 items (RENKEI-007). It must never deliver along a route that is not active, and never
-send a 個人番号 to a non-利用事務 endpoint, whatever the request asks for.
+(RENKEI-004, RENKEI-005), and records every exchange (RENKEI-008), with a 情報連携記録 per message (LOG-008).
+札幌's 個人基本 also forwards the 副本 record, cut to the 主務省令 世帯情報 items (RENKEI-007). It must never deliver
+along a route that is not active, and never send a 個人番号 to a non-利用事務 endpoint, whatever the request asks for.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from cryptography import x509
 
 from simulator.components.base import Component, Directory, Link, Result
+from simulator.components.oplog import record_exchange
 from simulator.components.staff import StaffDirectory, StaffSession
 from simulator.controls.decision import Outcome
 from simulator.crypto.envelope import MessageSecurity
@@ -554,7 +555,7 @@ class OfficeLink(Component):
                 f"{destination} is registered for My Number business; the My Number is included",
                 correlation_id, destination=destination,
             )  # fmt: skip
-        self.send(
+        sent = self.send(
             result,
             MessageType.OFFICE_TRANSFER,
             destination,
@@ -563,6 +564,7 @@ class OfficeLink(Component):
             personal={"record": payload},
             correlation_id=correlation_id,
         )
+        record_exchange(self, sent, now, source=self.registry_party, person_key=person_key, outcome="delivered")
         self.audit.append(
             at=now.isoformat(),
             kind="office.exchange",
@@ -823,10 +825,12 @@ class OfficeLink(Component):
             "only the ordinance's household items are forwarded towards the replica",
             env.correlation_id, items=sorted(record),
         )  # fmt: skip
-        self.send(
+        sent = self.send(
             result, MessageType.REPLICA_UPDATE, self.atena_party, now, body=dict(env.body),
             personal={"record": record}, correlation_id=env.correlation_id,
         )  # fmt: skip
+        record_exchange(self, sent, now, source=env.sender, person_key=str(env.body.get("business_atena_number", "")),
+                        outcome="forwarded")  # fmt: skip
         return result
 
     def exchanges(self) -> list[dict[str, Any]]:

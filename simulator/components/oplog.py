@@ -3,8 +3,9 @@
 Every staff operation on a person's record writes an entry {user, terminal, time, function, target, purpose} into
 the component's hash-chained audit trail (LOG-001, LOG-007), and where the profile asks, a purposed server log
 kept for a fixed number of years (LOG-002). Logs can be queried by record and by user (LOG-003), reviewed for
-suspicious searches (LOG-004) and checked for tampering (LOG-005). This module must never let an operation go
-ahead without its entry, and never edits the chained trail.
+suspicious searches (LOG-004) and checked for tampering (LOG-005). Hubs (住基GW, 個人基本) write a 情報連携記録
+for every message they carry and reconcile it with what their peers received (LOG-008). This module must never
+let an operation go ahead without its entry, and never edits the chained trail.
 """
 
 from __future__ import annotations
@@ -17,15 +18,27 @@ from simulator.components.base import Component, Result
 from simulator.components.staff import StaffDirectory, StaffSession
 from simulator.controls.decision import Outcome
 from simulator.errors import Refusal, RefusalCode
+from simulator.model.envelope import Envelope
 from simulator.store.chain import verify_chain
 
-__all__ = ["access_entries", "log_operation", "purge_server_log", "review_operations", "verify_logs"]
+__all__ = [
+    "EXCHANGE_RECORD",
+    "access_entries",
+    "log_operation",
+    "purge_server_log",
+    "reconcile_exchanges",
+    "record_exchange",
+    "review_operations",
+    "verify_logs",
+]
 
 
 #: LOG-004 rule: distinct persons one user opened in the review window that flag the user for investigation.
 DISTINCT_PERSONS_FLAG = 20
 #: LOG-004 rule: operations outside 7:00–21:00 are suspicious.
 OFFICE_HOURS = (7, 21)
+#: LOG-008: the audit-trail kind of a hub's 情報連携記録.
+EXCHANGE_RECORD = "linkage.exchange"
 
 
 def _refuse(component: Component, code: RefusalCode, control: str, ja: str, en: str, field: str) -> Refusal:
@@ -329,3 +342,87 @@ def mask_my_number(
         )
     )
     return {**record, "my_number": "************"}
+
+
+def record_exchange(
+    component: Component,
+    sent: Envelope,
+    now: datetime,
+    *,
+    source: str,
+    person_key: str | None,
+    outcome: str,
+) -> None:
+    """情報連携記録 (LOG-008): what a hub writes for each message it carries on, beside the send itself:
+    {hub, source, destination, message type, person key, time, result, message id}."""
+    component.audit.append(
+        at=now.isoformat(),
+        kind=EXCHANGE_RECORD,
+        correlation_id=sent.correlation_id,
+        data={
+            "hub": component.party,
+            "source": source,
+            "destination": sent.recipient,
+            "message_type": str(sent.type),
+            "person_key": person_key,
+            "result": outcome,
+            "message_id": sent.id,
+        },
+    )
+
+
+def reconcile_exchanges(component: Component, now: datetime) -> Result:
+    """The count reconciliation of a hub's 情報連携記録 (LOG-008, as GW-003 does for the relay): every message
+    the hub's peers received from it must have its record at the hub, and every record a receipt. A hub's
+    peers are in its own organisation, so their receipts (``message.in``) are in the same store."""
+
+    def act(result: Result) -> None:
+        recorded: dict[str, dict[str, Any]] = {}
+        for (data,) in component.conn.execute(
+            "SELECT data FROM audit_trail WHERE kind = ? AND json_extract(data, '$.hub') = ?",
+            (EXCHANGE_RECORD, component.party),
+        ):
+            entry = json.loads(data)
+            recorded[str(entry["message_id"])] = entry
+        received: dict[str, str] = {
+            str(message_id): str(message_type)
+            for message_id, message_type in component.conn.execute(
+                "SELECT json_extract(data, '$.id'), json_extract(data, '$.type') FROM audit_trail"
+                " WHERE kind = 'message.in' AND json_extract(data, '$.from') = ?",
+                (component.party,),
+            )
+        }
+        unrecorded = sorted(f"{received[m]}:{m}" for m in received.keys() - recorded.keys())
+        undelivered = sorted(f"{recorded[m]['message_type']}:{m}" for m in recorded.keys() - received.keys())
+        evidence = {
+            "records": len(recorded),
+            "received": len(received),
+            "unrecorded": unrecorded,
+            "undelivered": undelivered,
+        }
+        component.audit.append(at=now.isoformat(), kind="linkage.reconciliation", data=evidence)
+        result.value = evidence
+        if unrecorded:
+            raise _refuse(
+                component,
+                RefusalCode.LOG_INCOMPLETE,
+                "LOG-008",
+                f"情報連携記録のない連携が {len(unrecorded)} 件あります（連携先の受信 {len(received)} 件、"
+                f"記録 {len(recorded)} 件）: {', '.join(unrecorded[:3])}",
+                f"{len(unrecorded)} exchange(s) passed the hub without a linkage record ({len(received)} received, "
+                f"{len(recorded)} recorded): {', '.join(unrecorded[:3])}",
+                "audit_trail",
+            )
+        component.allow(
+            result,
+            "LOG-008",
+            now,
+            f"情報連携記録と連携先の受信を突合しました（記録 {len(recorded)} 件、受信 {len(received)} 件、"
+            f"記録のない連携 0 件、未着 {len(undelivered)} 件）",
+            f"linkage records reconciled with what the peers received ({len(recorded)} records, {len(received)} "
+            f"received, none unrecorded, {len(undelivered)} not delivered)",
+            None,
+            **evidence,
+        )
+
+    return component.command(now, None, act)

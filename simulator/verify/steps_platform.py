@@ -255,3 +255,14 @@ def _host_compliance(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]
         ctx.provider,
         lambda c, s, now: TenantPlatform(c).compliance_check(s, now, quarantine=quarantine),
     )
+
+
+@step("reconcile_exchanges")
+def _reconcile_exchanges(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """The count reconciliation of a hub's 情報連携記録 (LOG-008): `hub` is a party (e.g. `{provider}.office_link`,
+    `{provider}.juki_gateway`; `{provider}` / `{requester}` are replaced by the world's municipalities)."""
+    from simulator.components.oplog import reconcile_exchanges
+
+    party = str(p.get("hub", "{provider}.office_link")).format(provider=ctx.provider, requester=ctx.requester)
+    hub = ctx.component(party)
+    _run(ctx, record, lambda now: reconcile_exchanges(hub, now))
