@@ -6,14 +6,20 @@ each message arrived)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+import secrets
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from simulator.crypto import CertificateAuthority, MessageSecurity, ReplayGuard, TrustStore
 from simulator.crypto.lifecycle import renew_party
-from simulator.errors import Refusal, RefusalCode
+from simulator.errors import InputError, Refusal, RefusalCode
+from simulator.model.envelope import Envelope, MessageType
 from simulator.services.world import now_jst, open_world
+from simulator.store.db import connect
 from tests.reliability.conftest_hostile import unb64u
 from tests.services.conftest import PROFILE, Harness, harness, query_body, template, world_dir
 
@@ -21,6 +27,7 @@ __all__ = ["harness", "template", "world_dir"]  # fixtures
 
 PROVIDER = "platform.intermediate_server.kuwana"
 NWS = "nws.core"
+JST = timezone(timedelta(hours=9), "JST")
 
 
 def exchange(h: Harness, mover: int) -> tuple[str, list[dict[str, Any]]]:
@@ -124,3 +131,48 @@ def test_revocation_mid_run_refuses_later_messages_and_keeps_earlier_ones_verifi
     renew_party(h.world, PROVIDER, now_jst())
     status, _hops = exchange(h, 2)
     assert status == "provided"
+
+
+def test_expiry_renewal_and_revocation_judged_at_the_logged_time(tmp_path: Path) -> None:
+    """The same rules without services: a one-day certificate expires, its message still verifies at the time
+    it was logged; the renewed certificate signs on; after its revocation only what was logged before stands."""
+    t0 = datetime(2026, 4, 1, 9, 0, tzinfo=JST)
+    ca = CertificateAuthority.create("jukisim test", t0 - timedelta(days=1))
+    clock = [t0]
+    trust = TrustStore(ca.root_certificate, lambda: ca.crl(clock[0]))
+    short = ca.issue("a.sender", "a", t0 - timedelta(hours=1), days=1)
+    sender = MessageSecurity(short, trust, ReplayGuard(connect(tmp_path / "a.sqlite"), timedelta(minutes=10)))
+    receiver = MessageSecurity(ca.issue("b.receiver", "b", t0 - timedelta(hours=1)), trust,
+                               ReplayGuard(connect(tmp_path / "b.sqlite"), timedelta(minutes=10)))
+
+    def message(at: datetime) -> str:
+        return sender.sign(Envelope(id=uuid.uuid4().hex, type=MessageType.RECEIPT, sender="a.sender",
+                                    recipient="b.receiver", issued_at=at, nonce=secrets.token_hex(16)))
+
+    first = message(t0)
+    assert receiver.verify(first, t0).sender == "a.sender"
+    clock[0] = later = t0 + timedelta(days=2)
+    with pytest.raises(Refusal) as expired:
+        receiver.verify(first, later)
+    assert expired.value.code is RefusalCode.EXPIRED_CERTIFICATE
+    assert receiver.verify_logged(first, t0, later).sender == "a.sender"  # valid when it arrived
+
+    with pytest.raises(InputError):
+        sender.renew(receiver.credential)  # another party's credential is not a renewal
+    sender.renew(ca.renew(short, later))
+    second = message(later)
+    assert receiver.verify(second, later).sender == "a.sender"
+
+    revoked_at = later + timedelta(hours=1)
+    ca.revoke(sender.credential.certificate.serial_number, revoked_at)
+    clock[0] = after = revoked_at + timedelta(hours=1)
+    third = message(after)
+    assert receiver.verify_logged(second, later, after).sender == "a.sender"  # logged before the revocation
+    with pytest.raises(Refusal) as signed_after:
+        receiver.verify_logged(third, after, after)  # logged after the revocation
+    assert signed_after.value.code is RefusalCode.REVOKED_CERTIFICATE
+    with pytest.raises(Refusal) as live:
+        receiver.verify(second, after)  # live, without a trusted time
+    assert live.value.code is RefusalCode.REVOKED_CERTIFICATE
+    with pytest.raises(InputError):
+        receiver.verify_logged(second, after + timedelta(hours=1), after)  # a log time cannot be in the future
