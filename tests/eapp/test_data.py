@@ -11,6 +11,8 @@ from simulator.components.eapp_saas_cloud import AreaRules, area_rules, data_pat
 from simulator.controls.catalogue import PROFILES, SEED_FILES, load_catalogue
 from simulator.errors import InputError
 
+CATALOGUE = load_catalogue()
+
 # Which data entry makes a profile's world enforce each control.
 CLAIMED_BY = {
     "EAPP-001": lambda r: r.e_application is not None,
@@ -34,9 +36,8 @@ CLAIMED_BY = {
 
 @pytest.mark.parametrize("control_id", sorted(CLAIMED_BY))
 def test_the_data_claims_each_control_in_exactly_the_catalogues_profiles(control_id: str) -> None:
-    catalogue = load_catalogue()
     claimed = {p for p in PROFILES if CLAIMED_BY[control_id](area_rules(p))}
-    assert claimed == set(catalogue.get(control_id).profiles)
+    assert claimed == set(CATALOGUE.get(control_id).profiles)
 
 
 def _citations(rules: AreaRules) -> list[tuple[str, str]]:
