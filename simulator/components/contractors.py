@@ -75,6 +75,8 @@ class Contract:
 FUNCTIONS = frozenset({"maintenance", "window", "data_entry", "backup_custody"})
 #: Functions that copy data: forbidden to contractors by contract clause (MEDIA-001 複写又は複製の禁止).
 COPY_FUNCTIONS = frozenset({"dump", "copy", "export"})
+#: Functions that would erase the record of contractor work: never a contractor's (ITAKU-002).
+LOG_FUNCTIONS = frozenset({"delete_log", "purge_log", "edit_log"})
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS itaku_contracts (
@@ -443,6 +445,12 @@ class ContractorDesk(Component):
                     "委託先には特定個人情報の複写・複製を禁じています（契約条項）",
                     "contractors are forbidden to copy 特定個人情報 (contract clause 複写又は複製の禁止)",
                     field="function",
+                )
+            if function in LOG_FUNCTIONS:
+                raise self.refuse(
+                    RefusalCode.FIELD_NOT_ALLOWED, "ITAKU-002",
+                    "委託先は自らの作業記録・ログを削除・変更できません",
+                    "a contractor cannot delete or alter the records of contractor work", field="function",
                 )
             if system not in contract.contractor.systems or function not in granted:
                 raise self.refuse(

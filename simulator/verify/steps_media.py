@@ -17,6 +17,7 @@ from simulator.components.base import Result
 from simulator.components.contractors import ContractorDesk, SharedFileServer
 from simulator.components.media import MediaControl
 from simulator.components.staff import StaffDirectory, StaffSession, biometric_sample
+from simulator.errors import InputError
 from simulator.verify.steps import ScenarioContext, StepError, StepRecord, step
 from simulator.world import DEMO_PASSWORD
 
@@ -42,7 +43,10 @@ def _desk(ctx: ScenarioContext, p: dict[str, Any]) -> ContractorDesk:
 
 
 def _run(ctx: ScenarioContext, record: StepRecord, action: Callable[[datetime], Result]) -> Result:
-    result, hops = ctx.driver.step(action)
+    try:
+        result, hops = ctx.driver.step(action)
+    except InputError as exc:  # a parameter that does not fit this world: the scenario file's mistake
+        raise StepError(exc.field, exc.rule) from None
     record.result = result
     record.hops.extend(hops)
     record.value = result.value
