@@ -133,6 +133,7 @@ class CounterSpec(_Model):
 class MunicipalityNetwork(_Model):
     segments: list[SegmentSpec]
     hosts: dict[str, str]
+    hosts_source: Source  # where each host sits (mostly inferred: the seeds name the model, not the hosts)
     terminals: list[TerminalSpec]
     flows: list[FlowSpec]
     screen_lock: ScreenLock | None = None  # TERM-001

@@ -81,7 +81,8 @@ def test_every_profile_has_network_data_with_cited_facts() -> None:
 def test_bad_network_data_names_the_profile_and_field(tmp_path: Path) -> None:
     bad = tmp_path / "network.yaml"
     bad.write_text(
-        "kuwana:\n  segments: []\n  hosts: {registry: nowhere}\n  terminals: []\n  flows: []\n", encoding="utf-8"
+        "kuwana:\n  segments: []\n  hosts: {registry: nowhere}\n  hosts_source: {seed: a.txt, line: 1}\n  terminals: []\n  flows: []\n",
+        encoding="utf-8",
     )
     with pytest.raises(InputError) as info:
         load_network_data(bad)
@@ -194,3 +195,28 @@ def test_every_flow_between_two_parties_rides_a_link_the_directory_declares(worl
 def test_the_vpn_leg_is_named_on_tsukubas_platform_flow(world: World, clock: Clock) -> None:
     result = network(world).connect("atena", "platform_path", 443, clock.tick())
     assert result.refusal is None and result.decisions[0].evidence["link"] == "vpn"
+
+
+def test_a_refused_local_save_leaves_nothing_on_the_terminal(world: World, clock: Clock) -> None:
+    f = fleet(world)
+    session = login(world, clock, "tsukuba", "T-KIKAN-02", "clerk-b")
+    assert session is not None
+    refused = f.save(session, "住基抽出.csv", "local", clock.tick())
+    assert refused.refusal is not None and refused.refusal.control_id == "TERM-003"
+    assert f.save(session, "集計.xlsx", "vdi", clock.tick()).refusal is None
+    assert f.local_files("T-KIKAN-02") == []
+
+
+def test_only_the_information_director_registers_a_terminal(world: World, clock: Clock) -> None:
+    from simulator.components.network import Source, TerminalSpec
+
+    spec = TerminalSpec(
+        id="T-NEW-01", segment="kikan", mac="02:4a:00:00:09:01", department="市民課", users=["clerk-a"],
+        source=Source(seed="test", line=1, inferred=True, reason="a test terminal"),
+    )
+    staff = world.registry("tsukuba").staff
+    for user, ok in (("clerk-a", False), ("joho-kacho", True)):
+        session = staff.authenticate(user, DEMO_PASSWORD, now=clock.tick(), biometric=sample(world, "tsukuba", user))
+        result = network(world).register_terminal(session, session.roles, spec, clock.tick())
+        assert (result.refusal is None) is ok
+    assert login(world, clock, "tsukuba", "T-NEW-01", "clerk-a") is not None
