@@ -88,7 +88,8 @@ class Tally:
 
     tried: Counter[tuple[str, str]] = field(default_factory=Counter)
     refused: Counter[tuple[str, str]] = field(default_factory=Counter)
-    codes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, code)
+    codes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, code) in-process
+    http_codes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, code) over HTTP
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)  # (kind, HTTP status)
 
     def as_dict(self) -> dict[str, Any]:
@@ -103,6 +104,7 @@ class Tally:
                 for kind in kinds
             },
             "codes": {f"{k} {c}": n for (k, c), n in sorted(self.codes.items())},
+            "http_codes": {f"{k} {c}": n for (k, c), n in sorted(self.http_codes.items())},
             "http_statuses": {f"{k} {s}": n for (k, s), n in sorted(self.statuses.items())},
             "total_tried": sum(self.tried.values()),
             "total_refused": sum(self.refused.values()),

@@ -311,8 +311,8 @@ def sealed_payload(h: Hostile, draw: Draw, target: Captured) -> Mutant:
 
 KINDS: dict[str, Callable[[Hostile, Draw, Captured], Mutant]] = {
     f.__name__: f
-    for f in (bit_flip, certificate_flip, truncation, field_swap, resign_other, alg_downgrade, alg_none, oversized, deep_nesting,
-              invalid_utf8, wrong_content_type, permit, sealed_payload)
+    for f in (bit_flip, certificate_flip, truncation, field_swap, resign_other, alg_downgrade, alg_none, oversized,
+              deep_nesting, invalid_utf8, wrong_content_type, permit, sealed_payload)
 }
 INPROC_KINDS = [k for k in KINDS if k != "wrong_content_type"]
 
@@ -368,6 +368,7 @@ def check_http(h: Hostile, mutant: Mutant) -> None:
     assert business_changes(before, h.row_counts()) == {}
     assert h.harness.contexts[target.service].driver.pending() == outbox, "a refused message caused a message"
     h.tally.refused[(mutant.kind, "http")] += 1
+    h.tally.http_codes[(mutant.kind, body["refusal"]["code"])] += 1
 
 
 FAST = settings(max_examples=50, deadline=None, derandomize=True,
@@ -417,7 +418,8 @@ def test_the_world_still_works_after_the_mutations(hostile: Hostile) -> None:
     person = h.harness.population.movers[2]["ltc_atena_number"]
     query_id = api.post("/ltc/queries", json=query_body(person)).json()["query_id"]
     held = h.held_back.message_id
-    while batch := [(n, i) for n, ctx in h.harness.contexts.items() for i in ctx.driver.pending() if i.message_id != held]:
+    contexts = h.harness.contexts
+    while batch := [(n, i) for n, ctx in contexts.items() for i in ctx.driver.pending() if i.message_id != held]:
         for name, item in batch:
             h.clock.now += timedelta(milliseconds=50)
             destination = h.harness.topology.service_of(item.recipient)
