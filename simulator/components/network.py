@@ -441,6 +441,11 @@ class Network(Component):
         if result.refusal is not None:
             with transaction(self.conn):  # the dropped attempt is recorded after its step rolled back
                 self._log_connection(src.name, dst.name, port, result, False, now)
+                self.audit.append(
+                    at=now.isoformat(),
+                    kind="firewall.dropped",
+                    data={"source": src.name, "destination": dst.name, "port": port, "code": str(result.refusal.code)},
+                )
         return result
 
     def _log_connection(self, src: str, dst: str, port: int, result: Result, passed: bool, now: datetime) -> None:

@@ -603,12 +603,19 @@ class TerminalFleet(Component):
         return staff
 
     def _event(self, terminal: str, user: str | None, event: str, outcome: str, detail: str, now: datetime) -> None:
+        """One terminal event in ``term_events`` and, when something was refused, in the audit chain too."""
         with transaction(self.conn):
             self.conn.execute(
                 "INSERT INTO term_events (municipality, at, terminal, user_id, event, outcome, detail)"
                 " VALUES (?,?,?,?,?,?,?)",
                 (self.municipality, now.isoformat(), terminal, user, event, outcome, detail),
             )
+            if outcome != "ok":
+                self.audit.append(
+                    at=now.isoformat(),
+                    kind=f"terminal.{event}.{outcome}",
+                    data={"terminal": terminal, "user": user, "detail": detail},
+                )
 
     def events(self) -> list[dict[str, Any]]:
         keys = ("at", "terminal", "user_id", "event", "outcome", "detail")
