@@ -294,7 +294,8 @@ class EApplication(Component):
                 evidence={"serial": serial, "field": refusal.field}, code=str(refusal.code)))
             return
         self.conn.execute(
-            "INSERT INTO eapp_terminal_files (serial, stored_at, application, resident_code) VALUES (?,?,?,?)",
+            "INSERT OR IGNORE INTO eapp_terminal_files (serial, stored_at, application, resident_code)"
+            " VALUES (?,?,?,?)",
             (serial, now.isoformat(), json.dumps(application, ensure_ascii=False), resident_code),
         )
 
@@ -345,8 +346,10 @@ class EApplication(Component):
 
         def act(result: Result) -> None:
             self.staff.require(session, DOWNLOAD_ROLE, "AUTH-005", "電子申請データの取込", "import applications")
+            # Where the profile claims no erasure the terminal keeps its copies: take only those not yet moved.
             rows = self.conn.execute(
-                "SELECT serial, application, resident_code FROM eapp_terminal_files ORDER BY stored_at, serial"
+                "SELECT serial, application, resident_code FROM eapp_terminal_files"
+                " WHERE serial NOT IN (SELECT serial FROM eapp_applications) ORDER BY stored_at, serial"
             ).fetchall()
             for serial, text, resident_code in rows:
                 self._import(result, str(serial), json.loads(text), str(resident_code), now)

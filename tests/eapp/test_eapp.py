@@ -150,3 +150,19 @@ def test_a_resubmission_is_a_new_version_and_only_the_latest_is_decided(eapp_wor
     assert w.step(lambda now: w.e_app.review(reviewer, serials[1], "approved", now))[0].refusal is None
     pulled = w.step(lambda now: w.e_app.pull("tax", now))[0].value
     assert [(a["serial"], a["fields"]["income"]) for a in pulled] == [(serials[1], "120")]
+
+
+def test_without_a_claimed_erasure_the_terminal_keeps_copies_but_nothing_is_moved_twice(
+    eapp_world: EappWorld,
+) -> None:
+    w = eapp_world
+    w.e_app.rules = w.e_app.rules.model_copy(update={"terminal_erasure": None})
+    person = w.residents[0]
+    _submit(w, sign_application(_card(w, person), _form(w, person)))
+    _fetch(w)
+    session = w.staff(w.e_app.staff, "eapp-dl")
+    first = w.step(lambda now: w.e_app.import_to_core(session, now))[0]
+    again = w.step(lambda now: w.e_app.import_to_core(session, now))[0]
+    assert len(first.value) == 1 and again.value == [] and again.refusal is None
+    assert len(w.e_app.terminal_files()) == 1
+    assert "EAPP-006" not in {d.control_id for d in first.decisions}
