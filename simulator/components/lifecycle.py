@@ -499,8 +499,48 @@ class DataLifecycle(Component):
 
         return self.command(now, None, act)
 
+    def nightly_check(self, now: datetime) -> Result:
+        """The nightly 正誤性確認 of every backup held: digest, decryption, integrity, hash chains and snapshot.
+        A corrupted copy raises an alert (a DATA-001 deny naming it); nothing is written anywhere else."""
+
+        def act(result: Result) -> None:
+            bad: list[str] = []
+            rows = self.conn.execute(
+                "SELECT backup_id, path, sha256, snapshot FROM lifecycle_backups WHERE municipality = ?"
+                " ORDER BY taken_at", (self.municipality,)
+            ).fetchall()
+            for backup_id, path, digest, snapshot in rows:
+                source = Path(str(path))
+                sealed = source.read_bytes() if source.exists() else b""
+                problems: list[str] = []
+                if hashlib.sha256(sealed).hexdigest() != digest:
+                    problems.append("digest")
+                else:
+                    try:
+                        image = AESGCM(self._backup_key).decrypt(sealed[:12], sealed[12:], self._aad(str(backup_id)))
+                        problems = self._check_image(image, json.loads(str(snapshot)), None)
+                    except (InvalidTag, ValueError):
+                        problems.append("decryption")
+                if problems:
+                    bad.append(f"{backup_id} ({', '.join(problems)})")
+            self.audit.append(at=now.isoformat(), kind="backup.nightly_check",
+                              data={"backups": len(rows), "bad": len(bad)})
+            if bad:
+                result.decisions.append(self.decide(
+                    "DATA-001", Outcome.DENY, now,
+                    reason_ja=f"夜間の正誤性確認で破損したバックアップを検出しました: {', '.join(bad)}",
+                    reason_en=f"the nightly integrity check found corrupted backups: {', '.join(bad)}",
+                    evidence={"backups": len(rows), "bad": bad}, code=str(RefusalCode.BACKUP_INVALID),
+                ))
+            else:
+                self.allow(result, "DATA-001", now, f"夜間の正誤性確認: バックアップ {len(rows)} 件すべて正常です",
+                           f"nightly integrity check: all {len(rows)} backups are sound", None, backups=len(rows))
+            result.value = {"backups": len(rows), "bad": bad}
+
+        return self.command(now, None, act)
+
     @staticmethod
-    def _check_image(image: bytes, expected: dict[str, Any], target: Path) -> list[str]:
+    def _check_image(image: bytes, expected: dict[str, Any], target: Path | None) -> list[str]:
         memory = sqlite3.connect(":memory:")
         problems: list[str] = []
         try:
@@ -514,7 +554,7 @@ class DataLifecycle(Component):
             differing = sorted(t for t in set(found) | set(expected) if found.get(t) != expected.get(t))
             if differing:
                 problems.append(f"content differs from the snapshot in {', '.join(differing)}")
-            if not problems:
+            if not problems and target is not None:
                 restored = sqlite3.connect(target)
                 try:
                     memory.backup(restored)

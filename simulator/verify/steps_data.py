@@ -1,10 +1,10 @@
-"""Step kinds for the municipality's data lifecycle (DATA-001..005): backups, restores, the backup monitor, the
+"""Step kinds for the municipality's data lifecycle (DATA-001..005): backups, restores, the backup checks, the
 retention batch, a deletion request, a death 異動 and a power cut.
 
 Steps drive the "<m>.lifecycle" component's commands as the system-management job or its operator would; the
-component decides. One step stands for an insider with direct access to the backup storage (`data_restore` with
-`tamper: true` flips a byte of the encrypted backup file out of band), because DATA-001's restore check exists to
-catch exactly that. Steps never write a store.
+component decides. Two steps stand for an insider with direct access to the backup storage (or a failing disk):
+`data_restore` with `tamper: true` and `backup_check` with `corrupt:` flip a byte of an encrypted backup file out
+of band, because DATA-001's checks exist to catch exactly that. Steps never write a store.
 """
 
 from __future__ import annotations
@@ -71,11 +71,7 @@ def _data_restore(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -
     lc = _lifecycle(ctx, p)
     backup_id = str(_earlier(ctx, p))
     if p.get("tamper"):
-        row = lc.conn.execute("SELECT path FROM lifecycle_backups WHERE backup_id = ?", (backup_id,)).fetchone()
-        path = Path(str(row[0]))
-        data = bytearray(path.read_bytes())
-        data[len(data) // 2] ^= 0x01
-        path.write_bytes(bytes(data))
+        _flip(lc, backup_id)
     key = secrets.token_bytes(32) if p.get("wrong_key") else None
     _drive(ctx, record, lambda now: lc.restore(backup_id, now, key=key))
 
@@ -85,6 +81,25 @@ def _backup_monitor(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any])
     """The backup monitor: alerts when the last backup is older than the profile's schedule."""
     lc = _lifecycle(ctx, p)
     _drive(ctx, record, lambda now: lc.check_schedule(now))
+
+
+@step("backup_check")
+def _backup_check(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """The nightly integrity check of every backup `municipality` holds (`corrupt: <data_backup step>` first flips
+    a byte of that backup's file: the insider or the failing disk)."""
+    lc = _lifecycle(ctx, p)
+    if p.get("corrupt"):
+        backup_id = str(_earlier(ctx, {"of": p["corrupt"]}))
+        _flip(lc, backup_id)
+    _drive(ctx, record, lambda now: lc.nightly_check(now))
+
+
+def _flip(lc: DataLifecycle, backup_id: str) -> None:
+    row = lc.conn.execute("SELECT path FROM lifecycle_backups WHERE backup_id = ?", (backup_id,)).fetchone()
+    path = Path(str(row[0]))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
 
 
 @step("lifecycle_batch")

@@ -256,3 +256,15 @@ def test_a_row_is_kept_until_its_period_ends_and_gone_the_day_after(day: date, p
     at = datetime(first_gone.year, first_gone.month, first_gone.day, tzinfo=DEMO_START.tzinfo)
     assert day < cutoff_date(rule, at)  # past retention on that day
     assert day >= cutoff_date(rule, at - timedelta(days=1))  # still kept the day before
+
+
+def test_the_nightly_check_finds_a_corrupted_backup(world: World, tmp_path: Path) -> None:
+    lc = _batch(world, tmp_path, [])
+    first = lc.backup("data_centre", "dc-nas", NOW).value
+    second = lc.backup("data_centre", "dc-nas", NOW + timedelta(days=1)).value
+    assert lc.nightly_check(NOW + timedelta(days=1)).value == {"backups": 2, "bad": []}
+    path = Path(lc.conn.execute("SELECT path FROM lifecycle_backups WHERE backup_id = ?", (second,)).fetchone()[0])
+    path.write_bytes(path.read_bytes()[:-1])
+    found = lc.nightly_check(NOW + timedelta(days=2))
+    assert found.value["bad"] == [f"{second} (digest)"] and first not in str(found.value["bad"])
+    assert [(d.control_id, d.outcome.value) for d in found.decisions] == [("DATA-001", "deny")]
