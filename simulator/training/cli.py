@@ -67,6 +67,12 @@ def explain_command(
     console = Console(soft_wrap=True)  # paths and ids must not be broken across lines
     if flow is None:
         print_flows(console, language)
+        console.print(
+            "組織的・物理的対策の確認項目: jukisim explain checklist [--profile P]"
+            if language == "ja"
+            else "organisational and physical items to examine: jukisim explain checklist [--profile P]",
+            highlight=False,
+        )
         return
     if flow.strip().lower() in CHECKLIST_NAMES:
         checklist_command(profile=profile, lang=lang, out=None)
