@@ -167,3 +167,15 @@ def _advance_past(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -
     days = (target - start.date()).days
     ctx.driver.advance(timedelta(days=days))
     record.value = {"days": days}
+
+
+@step("view_deceased")
+def _view_deceased(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+    """`user` opens the 住民票 detail of the person of an earlier `record_death` (`of`, default `death`) at 既存住基:
+    the same access check, masking and log as for a living resident (DATA-005 with AUTH-006)."""
+    lc = _lifecycle(ctx, p)
+    code = str(_earlier(ctx, {"of": p.get("of", "death")})["resident_code"])
+    registry = ctx.world.registry(lc.municipality)
+    session = ctx.session(registry.staff, str(p.get("user", "clerk-a")))
+    purpose = str(p.get("purpose", "死亡に伴う事務"))
+    _drive(ctx, record, lambda now: registry.resident_detail(session, code, now, purpose=purpose))
