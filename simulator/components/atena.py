@@ -2,8 +2,9 @@
 
 Same-person decisions are made on the 個人番号 (ATENA-004); each business system's own 宛名番号 is linked to
 the unified number; only registered 番号法 business systems may connect (ATENA-001); a person can be the
-subject of an NWS exchange only once their 符号 is obtained (ATENA-005). It must never receive or hold a
-符号, and never pass a 個人番号 towards the 中間サーバー: on that side persons are named by 団体内統合宛名番号.
+subject of an NWS exchange only once their 符号 is obtained (ATENA-005); every message it carries on leaves a
+情報連携記録 (LOG-008). It must never receive or hold a 符号, and never pass a 個人番号 towards the 中間サーバー:
+on that side persons are named by 団体内統合宛名番号.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from cryptography import x509
 
 from simulator.components.base import Component, Directory, Link, Result
+from simulator.components.oplog import record_exchange
 from simulator.components.staff import StaffDirectory, StaffSession
 from simulator.crypto.envelope import MessageSecurity
 from simulator.errors import RefusalCode
@@ -221,7 +223,7 @@ class Atena(Component):
             self.conn.execute(
                 "UPDATE atena_persons SET code_status = 'requested' WHERE atena_number = ?", (atena_number,)
             )
-            self.send(
+            sent = self.send(
                 result,
                 MessageType.CODE_REQUEST,
                 self.intermediate_server,
@@ -229,7 +231,8 @@ class Atena(Component):
                 body={"atena_number": atena_number, "tenant": self.tenant},
                 correlation_id=env.correlation_id,
             )
-        self.send(
+            record_exchange(self, sent, now, source=self.party, person_key=atena_number, outcome="requested")
+        sent = self.send(
             result,
             MessageType.ATENA_REGISTERED,
             env.sender,
@@ -237,6 +240,7 @@ class Atena(Component):
             body={"business_atena_number": business_atena_number, "status": "linked"},
             correlation_id=env.correlation_id,
         )
+        record_exchange(self, sent, now, source=self.party, person_key=atena_number, outcome="linked")
         return result
 
     def _on_replica_update(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
@@ -263,7 +267,7 @@ class Atena(Component):
         )
         record = self.unseal(env).get("record")
         # Forward only the 副本 record, re-keyed to the unified number and re-sealed for the 中間サーバー.
-        self.send(
+        sent = self.send(
             result,
             MessageType.REPLICA_UPDATE,
             self.intermediate_server,
@@ -277,6 +281,7 @@ class Atena(Component):
             personal={"record": record},
             correlation_id=env.correlation_id,
         )
+        record_exchange(self, sent, now, source=env.sender, person_key=atena_number, outcome="forwarded")
         return result
 
     def _on_code_status(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
@@ -303,7 +308,7 @@ class Atena(Component):
                     field="atena_number",
                 )
             # 処理通番 and the 住基 宛名番号 go to 既存住基, which sends (処理通番, 住民票コード) to 機構 (NWS-005).
-            self.send(
+            sent = self.send(
                 result,
                 MessageType.CODE_ACQUISITION_NOTIFY,
                 self.registry_party,
@@ -311,6 +316,7 @@ class Atena(Component):
                 body={"processing_serial": serial, "business_atena_number": registry_number[0]},
                 correlation_id=env.correlation_id,
             )
+            record_exchange(self, sent, now, source=env.sender, person_key=atena_number, outcome="forwarded")
         elif status == "obtained":
             self.conn.execute("UPDATE atena_persons SET code_status='obtained' WHERE atena_number=?", (atena_number,))
             self.allow(
@@ -361,7 +367,7 @@ class Atena(Component):
             "INSERT INTO atena_queries (query_id, business_party, business_atena_number, opened_at) VALUES (?,?,?,?)",
             (query_id, env.sender, business_atena_number, now.isoformat()),
         )
-        self.send(
+        sent = self.send(
             result,
             MessageType.BUSINESS_QUERY,
             self.intermediate_server,
@@ -376,6 +382,7 @@ class Atena(Component):
             },
             correlation_id=env.correlation_id,
         )
+        record_exchange(self, sent, now, source=env.sender, person_key=atena_number, outcome="forwarded")
         return result
 
     def _on_business_answer(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
@@ -407,7 +414,7 @@ class Atena(Component):
             )
         body = {k: v for k, v in env.body.items() if k != "atena_number"}
         # Results go back keyed by the business system's own number, never the unified number (RELAY-004).
-        self.send(
+        sent = self.send(
             result,
             MessageType.BUSINESS_ANSWER,
             str(row[0]),
@@ -416,6 +423,7 @@ class Atena(Component):
             personal=personal,
             correlation_id=env.correlation_id,
         )
+        record_exchange(self, sent, now, source=env.sender, person_key=str(row[1]), outcome="answered")
         self.allow(
             result,
             "RELAY-004",

@@ -44,6 +44,8 @@ def test_contradiction_names_a_scenario_in_its_profile(key: str, contradiction: 
     assert path == FOLDER / key / f"{scenario_id}.yaml", f"{scenario_id} should be at contradictions/{key}/"
     assert scenario.profiles == [key], f"{path}: profile must be {key!r}, got {scenario.profiles}"
     assert scenario.title_ja and scenario.title_en
+    missing = sorted(set(contradiction.controls) - set(scenario.controls))
+    assert not missing, f"{path}: controls should name the contradiction's related controls {missing}"
 
 
 def test_every_contradiction_scenario_is_named_by_a_profile() -> None:
