@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidKey, InvalidSignature, InvalidTag
+from cryptography.exceptions import InvalidKey, InvalidSignature, InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -268,7 +268,8 @@ class MessageSecurity:
         if chain is None:
             try:
                 chain = tuple(x509.load_der_x509_certificate(base64.b64decode(item, validate=True)) for item in encoded)
-            except (ValueError, TypeError, binascii.Error):
+            except (ValueError, TypeError, binascii.Error, x509.InvalidVersion, UnsupportedAlgorithm):
+                # InvalidVersion is no ValueError: a flipped bit in the version field raised it out of verify.
                 raise self._malformed(
                     "x5c の証明書をDERとして読めません", "an x5c entry is not a base64 DER certificate"
                 ) from None
