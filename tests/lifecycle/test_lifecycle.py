@@ -268,3 +268,28 @@ def test_the_nightly_check_finds_a_corrupted_backup(world: World, tmp_path: Path
     found = lc.nightly_check(NOW + timedelta(days=2))
     assert found.value["bad"] == [f"{second} (digest)"] and first not in str(found.value["bad"])
     assert [(d.control_id, d.outcome.value) for d in found.decisions] == [("DATA-001", "deny")]
+
+
+def test_at_the_fiscal_year_rollover_fy_minus_8_goes_and_fy_minus_7_stays(world: World, tmp_path: Path) -> None:
+    lc = _batch(world, tmp_path, [{"kind": "tax", "table": "kept_rows", "date_column": "made_on", "period": "P8Y",
+                                   "fiscal_year": True}])
+    # 年度 2017, 2018, 2018, 2019
+    _rows_table(lc, [date(2018, 3, 31), date(2018, 4, 1), date(2019, 3, 31), date(2019, 4, 1)])
+    tz = DEMO_START.tzinfo
+    assert lc.run_batch(datetime(2026, 3, 31, tzinfo=tz)).value["deleted"] == 1  # 年度 2025: 2017 is FY−8
+    assert lc.run_batch(datetime(2026, 4, 1, tzinfo=tz)).value["deleted"] == 2  # 年度 2026: 2018 is FY−8
+    left = [r[0] for r in lc.conn.execute("SELECT made_on FROM kept_rows")]
+    assert left == ["2019-04-01"]  # 2019 is FY−7 and survives
+
+
+def test_a_reopened_world_keeps_its_backups_restorable(world: World) -> None:
+    lc = world.components["tsukuba.lifecycle"]
+    assert isinstance(lc, DataLifecycle)
+    backup_id = lc.backup("data_centre", "dc-nas", NOW).value
+    reopened = World.open(world.data_dir, world.spec)
+    try:
+        again = reopened.components["tsukuba.lifecycle"]
+        assert isinstance(again, DataLifecycle)
+        assert again.restore(backup_id, NOW).refusal is None
+    finally:
+        reopened.close()
