@@ -311,6 +311,18 @@ class ServiceDriver:
         result = Result(refusal=_refusal_of(row[1]) if row[1] else None)
         return Receipt(row[0], result, message_id=message_id, duplicate=True)
 
+    def forget_verdicts(self, before: datetime) -> int:
+        """Drop kept verdicts (inbox and request keys) older than ``before``, so the inbox stays bounded.
+
+        Safe once ``before`` is well past the freshness window: a message that old is refused as stale anyway, and
+        the exchange it belonged to was handled the first time.
+        """
+        with self.lock, transaction(self.conn):
+            cutoff = before.isoformat()
+            dropped = self.conn.execute("DELETE FROM service_inbox WHERE received_at < ?", (cutoff,)).rowcount
+            dropped += self.conn.execute("DELETE FROM service_requests WHERE received_at < ?", (cutoff,)).rowcount
+        return int(dropped)
+
     def inbox_size(self) -> int:
         with self.lock:
             return int(self.conn.execute("SELECT count(*) FROM service_inbox").fetchone()[0])

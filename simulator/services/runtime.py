@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,9 @@ __all__ = ["Host", "RunSettings", "ServiceRunner", "child_main", "prepare", "run
 
 log = logging.getLogger("jukisim.services")
 TOPOLOGY_FILE = "services.json"
+# How long a service keeps the verdicts of handled messages (its idempotent inbox): far past the ±5-minute freshness
+# window, after which a repeated message is refused as stale anyway.
+VERDICTS_KEPT = timedelta(days=1)
 
 
 @dataclass
@@ -126,6 +130,7 @@ class Host:
                 )
                 servers.append(_QuietServer(config))
             for ctx in self.contexts:
+                ctx.driver.forget_verdicts(now_jst() - VERDICTS_KEPT)
                 pending = await ctx.run(ctx.driver.pending)
                 resumed = await ctx.run(ctx.driver.resume)
                 assert ctx.sender is not None

@@ -5,6 +5,7 @@ are set tiny on purpose, and filled deterministically (held slots, an undelivere
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,7 @@ from simulator.services.admission import Admission, AdmissionLimits
 from simulator.services.runtime import RunSettings, ServiceRunner
 from simulator.services.tls import TlsMaterial, client_context
 from simulator.services.topology import Topology
-from simulator.services.world import load_population
+from simulator.services.world import load_population, now_jst
 from tests.services import conftest as shared
 from tests.services.conftest import PROFILE, Harness, query_body
 
@@ -125,3 +126,15 @@ def test_the_sender_honours_retry_after_and_delivers_once_the_service_has_room(
             answer = city.get(f"/ltc/queries/{query_id}", params={"wait": 20}).json()
             assert answer["status"] == "provided"
         assert platform.sender.stats.transport_errors == 0
+
+
+def test_kept_verdicts_older_than_the_cutoff_are_forgotten(harness: Harness) -> None:
+    mover = harness.population.movers[0]["ltc_atena_number"]
+    harness.client("kurashiki").post("/ltc/queries", json=query_body(mover), headers={"idempotency-key": "k1"})
+    harness.pump()
+    platform = harness.contexts["platform.kurashiki"].driver
+    assert platform.inbox_size() > 0
+    assert platform.forget_verdicts(now_jst() - timedelta(days=1)) == 0  # nothing that old
+    assert platform.forget_verdicts(now_jst() + timedelta(seconds=1)) > 0
+    assert platform.inbox_size() == 0
+    assert harness.contexts["kurashiki"].driver.forget_verdicts(now_jst() + timedelta(seconds=1)) >= 1
