@@ -8,6 +8,7 @@ named, to run with `jukisim explain FLOW`). This module must never mark an item 
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ __all__ = [
     "ChecklistItem",
     "Stage",
     "build_checklist",
+    "checklist_html",
     "checklist_markdown",
     "evidence_text",
     "print_checklist",
@@ -178,3 +180,43 @@ def checklist_markdown(lang: Lang, profile: str | None = None) -> str:
                 out.append(f"- {t(lang, '確認結果', 'Result')}: "
                            f"{t(lang, '未確認（確認者: ＿＿ 日付: ＿＿ 所見: ＿＿）', 'not yet examined (examiner: __ date: __ finding: __)')}\n")
     return "\n".join(out)
+
+
+_CSS = (
+    "body{font-family:sans-serif;max-width:60rem;margin:2rem auto;line-height:1.5}"
+    "section.item{border:1px solid #bbb;border-radius:4px;padding:.5rem 1rem;margin:.75rem 0}"
+    ".note{background:#fff6d5;padding:.5rem 1rem}.flows,.related{color:#555;font-size:.9rem}"
+    "label{display:block}.result{border-top:1px dashed #bbb;margin-top:.5rem;padding-top:.5rem}"
+)
+
+
+def checklist_html(lang: Lang, profile: str | None = None) -> str:
+    """The checklist as one self-contained page (no scripts, no network): tick boxes and blank result fields."""
+    e = html.escape
+    body: list[str] = []
+    for key in _profiles(profile):
+        city = PROFILES[key][0 if lang == "ja" else 1]
+        body.append(f"<h1>{e(t(lang, f'{city} 確認項目チェックリスト（組織的・物理的対策）', f'{city}: checklist'))}</h1>")
+        body.append(f"<p class=note>{e(t(lang, 'シミュレーションでは検証できない項目です。証拠を確認し、確認者・日付・所見を記入してください。', 'Simulation cannot verify these items. Examine the evidence and record examiner, date and finding.'))}</p>")
+        for stage, items in build_checklist(key):
+            body.append(f"<h2>{e(stage.name(lang))}</h2>")
+            if stage.flows:
+                flows = ", ".join(f"<code>jukisim explain {e(f)}</code>" for f in stage.flows)
+                body.append(f"<p class=flows>{e(t(lang, 'この段階を通る流れ: ', 'Flows through this stage: '))}{flows}</p>")
+            for item in items:
+                c = item.control
+                body.append(f"<section class=item id='{e(key)}-{e(c.id)}'><h3>☐ {e(c.id)} {e(c.title(lang))}</h3>")
+                body.append(f"<p>{e(c.claim(lang))}</p><ul>")
+                body.extend(f"<li>{e(_cite(s, key, lang))}</li>" for s in item.citations)
+                body.append("</ul>")
+                if item.related:
+                    near = ", ".join(f"{r.id} {r.title(lang)}" for r in item.related)
+                    body.append(f"<p class=related>{e(t(lang, '関連する技術的対策', 'Next to technical controls'))}: {e(near)}</p>")
+                body.append(f"<p>{e(t(lang, '確認する証拠', 'Evidence to examine'))}:</p>")
+                body.extend(f"<label><input type=checkbox> {e(evidence_text(x, lang))}</label>" for x in c.evidence_to_examine)
+                body.append(f"<p class=result>{e(t(lang, '確認結果', 'Result'))}: "
+                            f"{e(t(lang, '未確認（確認者・日付・所見を記入）', 'not yet examined (examiner, date, finding)'))}</p>")
+                body.append("</section>")
+    title = t(lang, "確認項目チェックリスト", "Checklist")
+    return (f"<!doctype html><html lang={lang}><head><meta charset=utf-8><title>{e(title)}</title>"
+            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")

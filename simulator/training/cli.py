@@ -75,7 +75,7 @@ def explain_command(
         )
         return
     if flow.strip().lower() in CHECKLIST_NAMES:
-        checklist_command(profile=profile, lang=lang, out=None)
+        checklist_command(profile=profile, lang=lang, out=None, page=html)
         return
     interactive = sys.stdin.isatty() if pause is None else pause
 
@@ -116,19 +116,24 @@ def checklist_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="チェックリスト(Markdown)の保存先 / write the checklist here")
     ] = None,
+    page: Annotated[
+        Path | None, typer.Option("--html", help="チェックリストのページ(HTML)の保存先 / write the page here")
+    ] = None,
 ) -> None:
     """組織的・物理的対策を、人が確認する項目として流れの段階ごとに示します。/ ORG and PHY items a person examines."""
-    from simulator.training.checklist import checklist_markdown, print_checklist
+    from simulator.training.checklist import checklist_html, checklist_markdown, print_checklist
 
     language = _lang(lang)
     console = Console(soft_wrap=True)
     try:
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(checklist_markdown(language, profile), encoding="utf-8")
-            console.print(f"checklist: {out}", highlight=False)
-            return
-        print_checklist(console, language, profile)
+        written = [(out, checklist_markdown), (page, checklist_html)]
+        for path, render in written:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(render(language, profile), encoding="utf-8")
+                console.print(f"checklist: {path}", highlight=False)
+        if out is None and page is None:
+            print_checklist(console, language, profile)
     except InputError as err:
         raise _fail(console, str(err)) from None
 

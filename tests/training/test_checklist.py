@@ -124,3 +124,17 @@ def test_cli_checklist_and_explain_checklist(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["checklist", "--profile", "nowhere"])
     assert bad.exit_code == 2
     assert "profile" in bad.output
+
+
+def test_explain_checklist_html_is_one_offline_page_of_tick_boxes(tmp_path: Path) -> None:
+    page = tmp_path / "checklist.html"
+    result = CliRunner().invoke(app, ["explain", "checklist", "--profile", "sapporo", "--lang", "en", "--html",
+                                      str(page)])
+    assert result.exit_code == 0, result.output
+    text = page.read_text(encoding="utf-8")
+    expected = _expected("sapporo")
+    assert text.count("<input type=checkbox>") == sum(len(CATALOGUE.get(i).evidence_to_examine) for i in expected)
+    assert all(f"id='sapporo-{i}'" in text for i in expected)
+    assert "<script" not in text and "http" not in text
+    assert text.count("not yet examined") == len(expected)
+    assert not PASS_WORDS.search(_framing(text))
