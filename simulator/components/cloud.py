@@ -49,10 +49,14 @@ class GovCloud(Component):
             CREATE TABLE IF NOT EXISTS cloud_alerts (principal TEXT PRIMARY KEY, at TEXT NOT NULL, denials INTEGER);"""
         )
         if conn.execute("SELECT COUNT(*) FROM cloud_sites").fetchone()[0] == 0:
-            backup = next(s for s, c in sorted(rules.sites.items()) if c == rules.residency and s != rules.production_site)
+            backup = next(
+                s for s, c in sorted(rules.sites.items()) if c == rules.residency and s != rules.production_site
+            )
             with conn:
-                conn.executemany("INSERT INTO cloud_sites (site, purpose) VALUES (?, ?)",
-                                 [(rules.production_site, "production"), (backup, "backup")])
+                conn.executemany(
+                    "INSERT INTO cloud_sites (site, purpose) VALUES (?, ?)",
+                    [(rules.production_site, "production"), (backup, "backup")],
+                )
 
     def sites(self) -> dict[str, str]:
         return {str(r[0]): str(r[1]) for r in self.conn.execute("SELECT site, purpose FROM cloud_sites")}
@@ -60,10 +64,13 @@ class GovCloud(Component):
     def _domestic(self, site: str, what_ja: str, what_en: str) -> None:
         country = self.rules.sites.get(site)
         if country != self.rules.residency:
-            raise self.refuse(RefusalCode.FIELD_INVALID, "CLOUD-001",
-                              f"{what_ja}は国内（{self.rules.residency}）のデータセンターに置きます（{site}: {country}）",
-                              f"{what_en} must be in a {self.rules.residency} data centre; {site} is {country}",
-                              field="site")
+            raise self.refuse(
+                RefusalCode.FIELD_INVALID,
+                "CLOUD-001",
+                f"{what_ja}は国内（{self.rules.residency}）のデータセンターに置きます（{site}: {country}）",
+                f"{what_en} must be in a {self.rules.residency} data centre; {site} is {country}",
+                field="site",
+            )
 
     def configuration_check(self, now: datetime) -> Result:
         """The configuration a reviewer reads: residency, certification, backup apart from production."""
@@ -74,27 +81,50 @@ class GovCloud(Component):
                 self._domestic(site, "データ", "data")
             backups = [s for s, p in sites.items() if p == "backup"]
             if not backups or self.rules.production_site in backups:
-                raise self.refuse(RefusalCode.STATE_CONFLICT, "CLOUD-001",
-                                  "バックアップが本番環境と別のデータセンターにありません",
-                                  "no backup in a data centre other than production", field="backup_site")
-            self.allow(result, "CLOUD-001", now, "データは国内、バックアップは本番と別の国内データセンターにあります",
-                       "data resides in Japan and the backup sits in another domestic centre", None,
-                       residency=self.rules.residency, production=self.rules.production_site, backup=backups,
-                       certifications=list(self.rules.certifications))
+                raise self.refuse(
+                    RefusalCode.STATE_CONFLICT,
+                    "CLOUD-001",
+                    "バックアップが本番環境と別のデータセンターにありません",
+                    "no backup in a data centre other than production",
+                    field="backup_site",
+                )
+            self.allow(
+                result,
+                "CLOUD-001",
+                now,
+                "データは国内、バックアップは本番と別の国内データセンターにあります",
+                "data resides in Japan and the backup sits in another domestic centre",
+                None,
+                residency=self.rules.residency,
+                production=self.rules.production_site,
+                backup=backups,
+                certifications=list(self.rules.certifications),
+            )
 
         return self.command(now, None, act)
 
     def configure_backup(self, site: str, now: datetime) -> Result:
         def act(result: Result) -> None:
             if site == self.rules.production_site:
-                raise self.refuse(RefusalCode.STATE_CONFLICT, "CLOUD-001",
-                                  "バックアップを本番環境と同じデータセンターに置くことはできません",
-                                  "a backup may not be placed in the production data centre", field="site")
+                raise self.refuse(
+                    RefusalCode.STATE_CONFLICT,
+                    "CLOUD-001",
+                    "バックアップを本番環境と同じデータセンターに置くことはできません",
+                    "a backup may not be placed in the production data centre",
+                    field="site",
+                )
             self._domestic(site, "バックアップ", "the backup")
             self.conn.execute("DELETE FROM cloud_sites WHERE purpose = 'backup'")
             self.conn.execute("INSERT OR REPLACE INTO cloud_sites (site, purpose) VALUES (?, 'backup')", (site,))
-            self.allow(result, "CLOUD-001", now, f"バックアップ先を国内の別センター（{site}）に設定しました",
-                       f"the backup now goes to another domestic centre ({site})", None, site=site)
+            self.allow(
+                result,
+                "CLOUD-001",
+                now,
+                f"バックアップ先を国内の別センター（{site}）に設定しました",
+                f"the backup now goes to another domestic centre ({site})",
+                None,
+                site=site,
+            )
 
         return self.command(now, None, act)
 
@@ -102,8 +132,15 @@ class GovCloud(Component):
         def act(result: Result) -> None:
             self._domestic(site, "複製", "a replica")
             self.conn.execute("INSERT OR IGNORE INTO cloud_sites (site, purpose) VALUES (?, 'replica')", (site,))
-            self.allow(result, "CLOUD-001", now, f"国内のデータセンター（{site}）に複製を置きました",
-                       f"placed a replica in the domestic centre {site}", None, site=site)
+            self.allow(
+                result,
+                "CLOUD-001",
+                now,
+                f"国内のデータセンター（{site}）に複製を置きました",
+                f"placed a replica in the domestic centre {site}",
+                None,
+                site=site,
+            )
 
         return self.command(now, None, act)
 
@@ -115,23 +152,36 @@ class GovCloud(Component):
                 return
             refusal = None
             if role in OUTSIDE_ROLES:
-                refusal = self.refuse(RefusalCode.TENANT_MISMATCH, "CLOUD-002",
-                                      "国およびクラウド事業者は団体のデータにアクセスできません",
-                                      "neither the state nor the cloud provider may access the tenant's data",
-                                      field="role")
+                refusal = self.refuse(
+                    RefusalCode.TENANT_MISMATCH,
+                    "CLOUD-002",
+                    "国およびクラウド事業者は団体のデータにアクセスできません",
+                    "neither the state nor the cloud provider may access the tenant's data",
+                    field="role",
+                )
             elif network != "closed":
-                refusal = self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "CLOUD-002",
-                                      "特定個人情報の環境はインターネットから切り離された閉域網です（経路なし）",
-                                      "the environment is a closed network: there is no route from the internet",
-                                      field="network")
+                refusal = self.refuse(
+                    RefusalCode.SOURCE_NOT_ALLOWED,
+                    "CLOUD-002",
+                    "特定個人情報の環境はインターネットから切り離された閉域網です（経路なし）",
+                    "the environment is a closed network: there is no route from the internet",
+                    field="network",
+                )
             self.conn.execute(
                 "INSERT INTO cloud_access_log (at, principal, role, network, allowed) VALUES (?,?,?,?,?)",
                 (now.isoformat(), principal, role, network, int(refusal is None)),
             )
             if refusal is not None:
                 raise refusal
-            self.allow(result, "CLOUD-002", now, "団体の職員が閉域網から自団体のデータにアクセスしました",
-                       "the tenant's own staff read its data over the closed network", None, principal=principal)
+            self.allow(
+                result,
+                "CLOUD-002",
+                now,
+                "団体の職員が閉域網から自団体のデータにアクセスしました",
+                "the tenant's own staff read its data over the closed network",
+                None,
+                principal=principal,
+            )
 
         result = self.command(now, None, act)
         if result.refusal is not None:
@@ -149,14 +199,24 @@ class GovCloud(Component):
         def act(result: Result) -> None:
             rows = self.conn.execute(
                 "SELECT principal, COUNT(*) FROM cloud_access_log WHERE allowed = 0 GROUP BY principal"
-                " HAVING COUNT(*) >= ?", (self.rules.alert_after_denials,),
+                " HAVING COUNT(*) >= ?",
+                (self.rules.alert_after_denials,),
             ).fetchall()
             for principal, count in rows:
-                self.conn.execute("INSERT OR REPLACE INTO cloud_alerts (principal, at, denials) VALUES (?,?,?)",
-                                  (principal, now.isoformat(), count))
-                self.allow(result, "CLOUD-002", now, f"異常なアカウント（{principal}）を検知し警報を出しました",
-                           f"monitoring raised an alert on the anomalous account {principal}", None,
-                           principal=principal, denials=count)
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO cloud_alerts (principal, at, denials) VALUES (?,?,?)",
+                    (principal, now.isoformat(), count),
+                )
+                self.allow(
+                    result,
+                    "CLOUD-002",
+                    now,
+                    f"異常なアカウント（{principal}）を検知し警報を出しました",
+                    f"monitoring raised an alert on the anomalous account {principal}",
+                    None,
+                    principal=principal,
+                    denials=count,
+                )
             result.value = [str(r[0]) for r in rows]
 
         return self.command(now, None, act)
@@ -185,16 +245,38 @@ class FileServer(Component):
     def mount(self, session: StaffSession, share: str, now: datetime) -> Result:
         def act(result: Result) -> None:
             if share in self.rules.protected_shares:
-                self.staff.require(session, "specific_personal_info", "CLOUD-003",
-                                   f"特定個人情報を含む領域（{share}）の利用", f"mount the protected share {share!r}")
+                self.staff.require(
+                    session,
+                    "specific_personal_info",
+                    "CLOUD-003",
+                    f"特定個人情報を含む領域（{share}）の利用",
+                    f"mount the protected share {share!r}",
+                )
             elif share in self.rules.operator_shares:
-                self.staff.require(session, "network_operator", "CLOUD-003", f"機器管理領域（{share}）の利用",
-                                   f"mount the appliance share {share!r}")
+                self.staff.require(
+                    session,
+                    "network_operator",
+                    "CLOUD-003",
+                    f"機器管理領域（{share}）の利用",
+                    f"mount the appliance share {share!r}",
+                )
             else:
-                raise self.refuse(RefusalCode.NOT_FOUND, "CLOUD-003", f"領域 {share} はありません",
-                                  f"no share {share!r}", field="share")
-            self.allow(result, "CLOUD-003", now, f"{session.user_id} が権限のある領域（{share}）を利用しました",
-                       f"{session.user_id} mounted {share!r}, which the role allows", None, share=share)
+                raise self.refuse(
+                    RefusalCode.NOT_FOUND,
+                    "CLOUD-003",
+                    f"領域 {share} はありません",
+                    f"no share {share!r}",
+                    field="share",
+                )
+            self.allow(
+                result,
+                "CLOUD-003",
+                now,
+                f"{session.user_id} が権限のある領域（{share}）を利用しました",
+                f"{session.user_id} mounted {share!r}, which the role allows",
+                None,
+                share=share,
+            )
 
         return self.command(now, None, act)
 
@@ -207,8 +289,15 @@ class BackupClient(Component):
 
     def upload(self, name: str, rows: list[dict[str, Any]], now: datetime) -> Result:
         def act(result: Result) -> None:
-            self.send(result, MessageType.BACKUP_UPLOAD, BACKUP_CENTER, now, body={"name": name},
-                      personal={"rows": rows}, correlation_id=name)
+            self.send(
+                result,
+                MessageType.BACKUP_UPLOAD,
+                BACKUP_CENTER,
+                now,
+                body={"name": name},
+                personal={"rows": rows},
+                correlation_id=name,
+            )
 
         return self.command(now, name, act)
 
@@ -238,28 +327,50 @@ class BackupCenter(Component):
         municipality = env.sender.split(".")[0]
         rules = self.cities.get(municipality)
         if rules is None or env.sender != f"{municipality}.backup_client":
-            raise self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "CLOUD-004", f"{env.sender} は利用団体ではありません",
-                              f"{env.sender} is not a subscribed backup client", field="sender")
+            raise self.refuse(
+                RefusalCode.SOURCE_NOT_ALLOWED,
+                "CLOUD-004",
+                f"{env.sender} は利用団体ではありません",
+                f"{env.sender} is not a subscribed backup client",
+                field="sender",
+            )
         if link.network != rules.network:
-            raise self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "CLOUD-004",
-                              f"バックアップは{rules.network}経由でのみ受け付けます（接続: {link.network}）",
-                              f"backups are accepted only over {rules.network}; this came over {link.network}",
-                              field="network")
+            raise self.refuse(
+                RefusalCode.SOURCE_NOT_ALLOWED,
+                "CLOUD-004",
+                f"バックアップは{rules.network}経由でのみ受け付けます（接続: {link.network}）",
+                f"backups are accepted only over {rules.network}; this came over {link.network}",
+                field="network",
+            )
         if env.sealed is None:
-            raise self.refuse(RefusalCode.NOT_ENCRYPTED, "CLOUD-004", "通信が暗号化されていません",
-                              "the backup arrived unencrypted", field="sealed")
+            raise self.refuse(
+                RefusalCode.NOT_ENCRYPTED,
+                "CLOUD-004",
+                "通信が暗号化されていません",
+                "the backup arrived unencrypted",
+                field="sealed",
+            )
         rows = self.security.unseal(env.sealed)["rows"]
         name = str(env.body.get("name") or env.id)
         nonce = secrets.token_bytes(12)
         plain = json.dumps(rows, ensure_ascii=False, sort_keys=True).encode()
         blob = nonce + self._aead.encrypt(nonce, plain, name.encode())
-        self.conn.execute("INSERT OR REPLACE INTO backup_blobs (name, municipality, stored_at, blob) VALUES (?,?,?,?)",
-                          (name, municipality, now.isoformat(), blob))
+        self.conn.execute(
+            "INSERT OR REPLACE INTO backup_blobs (name, municipality, stored_at, blob) VALUES (?,?,?,?)",
+            (name, municipality, now.isoformat(), blob),
+        )
         result = Result()
-        self.allow(result, "CLOUD-004", now, "IP-VPN経由で暗号化されたバックアップを受け取り、暗号化して保存しました",
-                   "received the backup over IP-VPN, sealed, and stored it encrypted (AES-256-GCM)",
-                   env.correlation_id, network=link.network, stored_bytes=len(blob),
-                   plaintext_in_blob=plain in blob)
+        self.allow(
+            result,
+            "CLOUD-004",
+            now,
+            "IP-VPN経由で暗号化されたバックアップを受け取り、暗号化して保存しました",
+            "received the backup over IP-VPN, sealed, and stored it encrypted (AES-256-GCM)",
+            env.correlation_id,
+            network=link.network,
+            stored_bytes=len(blob),
+            plaintext_in_blob=plain in blob,
+        )
         return result
 
     def restore(self, name: str) -> list[dict[str, Any]]:

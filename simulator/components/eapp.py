@@ -105,8 +105,12 @@ class JpkiAuthority(Component):
         def act(result: Result) -> None:
             self.ca.revoke(card.credential.certificate.serial_number, now)
             self.ca.save(self.folder / "ca")
-            self.audit.append(at=now.isoformat(), kind="jpki.revoked", correlation_id=None,
-                              data={"serial": str(card.credential.certificate.serial_number)})
+            self.audit.append(
+                at=now.isoformat(),
+                kind="jpki.revoked",
+                correlation_id=None,
+                data={"serial": str(card.credential.certificate.serial_number)},
+            )
 
         return self.command(now, None, act)
 
@@ -135,9 +139,11 @@ class EApplicationService(Component):
         form = next((p for p in rules.procedures if p.id == procedure), None) if rules else None
         if rules is None or form is None:
             raise self.refuse(
-                RefusalCode.FIELD_NOT_ALLOWED, "EAPP-003",
+                RefusalCode.FIELD_NOT_ALLOWED,
+                "EAPP-003",
                 f"{municipality} にはこの手続（{procedure}）の申請フォームがありません",
-                f"{municipality} offers no form for procedure {procedure!r}", field="procedure",
+                f"{municipality} offers no form for procedure {procedure!r}",
+                field="procedure",
             )
         return rules, form
 
@@ -151,7 +157,8 @@ class EApplicationService(Component):
             extra = sorted(set(application["fields"]) - set(form.fields))
             if extra:
                 raise self.refuse(
-                    RefusalCode.FIELD_NOT_ALLOWED, "EAPP-003",
+                    RefusalCode.FIELD_NOT_ALLOWED,
+                    "EAPP-003",
                     f"申請フォーム「{form.name_ja}」にない項目は送信できません: {', '.join(extra)}",
                     f"the form {form.id!r} has no fields {extra} (another procedure's or unneeded data)",
                     field="fields",
@@ -159,22 +166,38 @@ class EApplicationService(Component):
             stray = sorted(set(application.get("attachments", [])) - set(form.attachments))
             if stray:
                 raise self.refuse(
-                    RefusalCode.FIELD_NOT_ALLOWED, "EAPP-003",
+                    RefusalCode.FIELD_NOT_ALLOWED,
+                    "EAPP-003",
                     f"申請フォーム「{form.name_ja}」で定めていない添付は保存できません: {', '.join(stray)}",
-                    f"the form {form.id!r} defines no attachment {stray}", field="attachments",
+                    f"the form {form.id!r} defines no attachment {stray}",
+                    field="attachments",
                 )
-            self.allow(result, "EAPP-003", now, f"申請フォーム「{form.name_ja}」の項目だけを受け付けました",
-                       f"accepted only the fields of form {form.id!r}", None, procedure=procedure)
+            self.allow(
+                result,
+                "EAPP-003",
+                now,
+                f"申請フォーム「{form.name_ja}」の項目だけを受け付けました",
+                f"accepted only the fields of form {form.id!r}",
+                None,
+                procedure=procedure,
+            )
             if rules.card_autofill is not None and "my_number" in application["fields"]:
                 if application.get("my_number_source") != "card_chip":
                     raise self.refuse(
-                        RefusalCode.FIELD_INVALID, "EAPP-002",
+                        RefusalCode.FIELD_INVALID,
+                        "EAPP-002",
                         "個人番号欄は個人番号カードから自動転記されます（手入力はできません）",
                         "the 個人番号 field is filled from the card chip; typing it is not possible",
                         field="my_number",
                     )
-                self.allow(result, "EAPP-002", now, "個人番号はカードの記憶領域から自動転記されました",
-                           "the 個人番号 was filled from the card's storage area", None)
+                self.allow(
+                    result,
+                    "EAPP-002",
+                    now,
+                    "個人番号はカードの記憶領域から自動転記されました",
+                    "the 個人番号 was filled from the card's storage area",
+                    None,
+                )
             serial = str(application["serial"])
             self.conn.execute(
                 "INSERT INTO eapp_outbox (serial, municipality, procedure, signed, received_at) VALUES (?,?,?,?,?)",
@@ -188,12 +211,17 @@ class EApplicationService(Component):
         municipality = env.sender.split(".")[0]
         rules = self.cities.get(municipality)
         if rules is None or env.sender != f"{municipality}.e_application":
-            raise self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "EAPP-005",
-                              f"{env.sender} は申請データを取得できません",
-                              f"{env.sender} may not download applications", field="sender")
+            raise self.refuse(
+                RefusalCode.SOURCE_NOT_ALLOWED,
+                "EAPP-005",
+                f"{env.sender} は申請データを取得できません",
+                f"{env.sender} may not download applications",
+                field="sender",
+            )
         if link.network != rules.network.network:
             raise self.refuse(
-                RefusalCode.SOURCE_NOT_ALLOWED, "EAPP-005",
+                RefusalCode.SOURCE_NOT_ALLOWED,
+                "EAPP-005",
                 f"申請データは{rules.network.network}回線でのみ取得できます（接続: {link.network}）",
                 f"applications are fetched only over {rules.network.network}; this came over {link.network}",
                 field="network",
@@ -203,12 +231,27 @@ class EApplicationService(Component):
             (municipality,),
         ).fetchall()
         result = Result()
-        self.send(result, MessageType.EAPP_DELIVERY, env.sender, now, body={"count": len(rows)},
-                  personal={"applications": [json.loads(r[1]) for r in rows]}, correlation_id=env.correlation_id)
+        self.send(
+            result,
+            MessageType.EAPP_DELIVERY,
+            env.sender,
+            now,
+            body={"count": len(rows)},
+            personal={"applications": [json.loads(r[1]) for r in rows]},
+            correlation_id=env.correlation_id,
+        )
         self.conn.execute("DELETE FROM eapp_outbox WHERE municipality = ?", (municipality,))
-        self.allow(result, "EAPP-005", now, "LGWAN回線で、暗号化した申請データを送りました",
-                   "sent the applications over LGWAN, encrypted to the city", env.correlation_id,
-                   network=link.network, sealed_for=env.sender, count=len(rows))
+        self.allow(
+            result,
+            "EAPP-005",
+            now,
+            "LGWAN回線で、暗号化した申請データを送りました",
+            "sent the applications over LGWAN, encrypted to the city",
+            env.correlation_id,
+            network=link.network,
+            sealed_for=env.sender,
+            count=len(rows),
+        )
         return result
 
 
@@ -256,21 +299,38 @@ class EApplication(Component):
         """Authorised LGWAN-side staff download the city's applications from the service."""
 
         def act(result: Result) -> None:
-            self.staff.require(session, DOWNLOAD_ROLE, "AUTH-005", "電子申請データのダウンロード", "download applications")
-            self.send(result, MessageType.EAPP_FETCH, SERVICE_PARTY, now, body={"municipality": self.municipality},
-                      correlation_id=uuid.uuid4().hex)
+            self.staff.require(
+                session, DOWNLOAD_ROLE, "AUTH-005", "電子申請データのダウンロード", "download applications"
+            )
+            self.send(
+                result,
+                MessageType.EAPP_FETCH,
+                SERVICE_PARTY,
+                now,
+                body={"municipality": self.municipality},
+                correlation_id=uuid.uuid4().hex,
+            )
 
         return self.command(now, None, act)
 
     def _on_delivery(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
         self.require_sender(env, {SERVICE_PARTY}, "EAPP-005", "申請データ")
         if link.network != self.rules.network.network:
-            raise self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "EAPP-005",
-                              f"申請データは{self.rules.network.network}回線でのみ受け取ります（接続: {link.network}）",
-                              f"applications arrive only over {self.rules.network.network}", field="network")
+            raise self.refuse(
+                RefusalCode.SOURCE_NOT_ALLOWED,
+                "EAPP-005",
+                f"申請データは{self.rules.network.network}回線でのみ受け取ります（接続: {link.network}）",
+                f"applications arrive only over {self.rules.network.network}",
+                field="network",
+            )
         if env.sealed is None:
-            raise self.refuse(RefusalCode.NOT_ENCRYPTED, "EAPP-005", "申請データが暗号化されていません",
-                              "the applications arrived unencrypted", field="sealed")
+            raise self.refuse(
+                RefusalCode.NOT_ENCRYPTED,
+                "EAPP-005",
+                "申請データが暗号化されていません",
+                "the applications arrived unencrypted",
+                field="sealed",
+            )
         result = Result()
         trust = self.jpki.trust(now)
         for signed in self.security.unseal(env.sealed)["applications"]:
@@ -286,12 +346,22 @@ class EApplication(Component):
             resident_code = self._verify(result, trust, signed, now, correlation)
         except Refusal as refusal:
             # The payload is dropped; only the serial and the reason are kept, to tell the applicant to reapply.
-            self.conn.execute("INSERT OR REPLACE INTO eapp_dropped (serial, at, code, control) VALUES (?,?,?,?)",
-                              (serial, now.isoformat(), str(refusal.code), refusal.control_id))
-            result.decisions.append(self.decide(
-                refusal.control_id, Outcome.DENY, now, reason_ja=refusal.reason_ja + "（再申請を案内します）",
-                reason_en=refusal.reason_en + " (the applicant is asked to reapply)", correlation_id=correlation,
-                evidence={"serial": serial, "field": refusal.field}, code=str(refusal.code)))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO eapp_dropped (serial, at, code, control) VALUES (?,?,?,?)",
+                (serial, now.isoformat(), str(refusal.code), refusal.control_id),
+            )
+            result.decisions.append(
+                self.decide(
+                    refusal.control_id,
+                    Outcome.DENY,
+                    now,
+                    reason_ja=refusal.reason_ja + "（再申請を案内します）",
+                    reason_en=refusal.reason_en + " (the applicant is asked to reapply)",
+                    correlation_id=correlation,
+                    evidence={"serial": serial, "field": refusal.field},
+                    code=str(refusal.code),
+                )
+            )
             return
         self.conn.execute(
             "INSERT OR IGNORE INTO eapp_terminal_files (serial, stored_at, application, resident_code)"
@@ -309,34 +379,66 @@ class EApplication(Component):
         try:
             leaf = trust.validate(chain, now, component=self.party)
         except Refusal as refusal:
-            raise self.refuse(refusal.code, "EAPP-001", "署名用電子証明書の有効性確認に失敗しました: " + refusal.reason_ja,
-                              "the signing certificate failed validation: " + refusal.reason_en,
-                              field="certificate") from None
+            raise self.refuse(
+                refusal.code,
+                "EAPP-001",
+                "署名用電子証明書の有効性確認に失敗しました: " + refusal.reason_ja,
+                "the signing certificate failed validation: " + refusal.reason_en,
+                field="certificate",
+            ) from None
         public_key = leaf.public_key()
         assert isinstance(public_key, ec.EllipticCurvePublicKey)
         try:
-            public_key.verify(base64.b64decode(signed["signature"]), canonical_json(application).encode(),
-                              ec.ECDSA(hashes.SHA256()))
+            public_key.verify(
+                base64.b64decode(signed["signature"]), canonical_json(application).encode(), ec.ECDSA(hashes.SHA256())
+            )
         except InvalidSignature:
-            raise self.refuse(RefusalCode.BAD_SIGNATURE, "EAPP-001", "署名後に申請データが改ざんされています（改ざん検知）",
-                              "the application was altered after it was signed", field="signature") from None
+            raise self.refuse(
+                RefusalCode.BAD_SIGNATURE,
+                "EAPP-001",
+                "署名後に申請データが改ざんされています（改ざん検知）",
+                "the application was altered after it was signed",
+                field="signature",
+            ) from None
         common_name = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
         resident_code = str(common_name).removeprefix("card-")
         signer = self.registry.resident(resident_code)
         fields = application["fields"]
         if signer is None or (signer["name"], signer["birth_date"]) != (fields.get("name"), fields.get("birth_date")):
-            raise self.refuse(RefusalCode.SENDER_MISMATCH, "EAPP-001",
-                              "署名者と申請者が一致しません（なりすまし）",
-                              "the signer is not the person the application names (impersonation)", field="name")
-        self.allow(result, "EAPP-001", now, "署名用電子証明書で署名を検証しました（有効性確認・改ざん検知・本人）",
-                   "verified the card signature (validity, revocation, integrity, signer)", correlation, serial=serial)
+            raise self.refuse(
+                RefusalCode.SENDER_MISMATCH,
+                "EAPP-001",
+                "署名者と申請者が一致しません（なりすまし）",
+                "the signer is not the person the application names (impersonation)",
+                field="name",
+            )
+        self.allow(
+            result,
+            "EAPP-001",
+            now,
+            "署名用電子証明書で署名を検証しました（有効性確認・改ざん検知・本人）",
+            "verified the card signature (validity, revocation, integrity, signer)",
+            correlation,
+            serial=serial,
+        )
         if self.rules.card_autofill is not None and "my_number" in fields:
             if fields["my_number"] != signer["my_number"]:
-                raise self.refuse(RefusalCode.SENDER_MISMATCH, "EAPP-002",
-                                  "申請の個人番号が署名者の個人番号と一致しません",
-                                  "the 個人番号 on the form is not the signer's", field="my_number")
-            self.allow(result, "EAPP-002", now, "申請の個人番号は署名者のカードの個人番号と一致します",
-                       "the 個人番号 on the form is the signer's", correlation, serial=serial)
+                raise self.refuse(
+                    RefusalCode.SENDER_MISMATCH,
+                    "EAPP-002",
+                    "申請の個人番号が署名者の個人番号と一致しません",
+                    "the 個人番号 on the form is not the signer's",
+                    field="my_number",
+                )
+            self.allow(
+                result,
+                "EAPP-002",
+                now,
+                "申請の個人番号は署名者のカードの個人番号と一致します",
+                "the 個人番号 on the form is the signer's",
+                correlation,
+                serial=serial,
+            )
         return resident_code
 
     # -- into the 基幹 side ----------------------------------------------------------------------------------
@@ -356,54 +458,103 @@ class EApplication(Component):
             if self.rules.terminal_erasure is not None:
                 self.conn.execute("DELETE FROM eapp_terminal_files")
                 left = self.conn.execute("SELECT COUNT(*) FROM eapp_terminal_files").fetchone()[0]
-                self.allow(result, "EAPP-006", now, "自治体システムへ移行した後、LGWAN端末の申請データを完全消去しました",
-                           "erased the applications from the LGWAN terminal once moved", None,
-                           moved=len(rows), left_on_terminal=left)
+                self.allow(
+                    result,
+                    "EAPP-006",
+                    now,
+                    "自治体システムへ移行した後、LGWAN端末の申請データを完全消去しました",
+                    "erased the applications from the LGWAN terminal once moved",
+                    None,
+                    moved=len(rows),
+                    left_on_terminal=left,
+                )
             result.value = [str(r[0]) for r in rows]
 
         return self.command(now, None, act)
 
-    def _import(self, result: Result, serial: str, application: dict[str, Any], resident_code: str,
-                now: datetime) -> None:
+    def _import(
+        self, result: Result, serial: str, application: dict[str, Any], resident_code: str, now: datetime
+    ) -> None:
         form = next(p for p in self.rules.procedures if p.id == application["procedure"])
         resident = self.registry.resident(resident_code)
         atena = str((resident or {}).get("business_atena_number") or "")
         if not atena:
-            raise self.refuse(RefusalCode.NOT_FOUND, "EAPP-004", "住基に宛名番号がありません",
-                              "住基 has no 宛名番号 for the applicant", field="serial")
-        self.allow(result, "EAPP-004", now, "申請データのシリアル番号を住基の情報で宛名番号に変換しました",
-                   "converted the application's serial number to a 宛名番号 from 住基 data", None, serial=serial)
+            raise self.refuse(
+                RefusalCode.NOT_FOUND,
+                "EAPP-004",
+                "住基に宛名番号がありません",
+                "住基 has no 宛名番号 for the applicant",
+                field="serial",
+            )
+        self.allow(
+            result,
+            "EAPP-004",
+            now,
+            "申請データのシリアル番号を住基の情報で宛名番号に変換しました",
+            "converted the application's serial number to a 宛名番号 from 住基 data",
+            None,
+            serial=serial,
+        )
         case_id, version = f"{form.id}:{atena}", 1
         if self.rules.versioning is not None:
-            latest = self.conn.execute("SELECT MAX(version) FROM eapp_applications WHERE case_id = ?",
-                                       (case_id,)).fetchone()[0]
+            latest = self.conn.execute(
+                "SELECT MAX(version) FROM eapp_applications WHERE case_id = ?", (case_id,)
+            ).fetchone()[0]
             version = int(latest or 0) + 1
-            self.allow(result, "EAPP-007", now, f"申請を第{version}版として履歴管理します",
-                       f"the application is version {version} of its case", None, case=case_id, version=version)
+            self.allow(
+                result,
+                "EAPP-007",
+                now,
+                f"申請を第{version}版として履歴管理します",
+                f"the application is version {version} of its case",
+                None,
+                case=case_id,
+                version=version,
+            )
         else:
             case_id = f"{case_id}:{serial}"
         self.conn.execute(
             "INSERT INTO eapp_applications (serial, case_id, version, procedure, business, atena_number, fields,"
             " imported_at) VALUES (?,?,?,?,?,?,?,?)",
-            (serial, case_id, version, form.id, form.business, atena,
-             json.dumps({k: v for k, v in application["fields"].items() if k in form.fields}, ensure_ascii=False),
-             now.isoformat()),
+            (
+                serial,
+                case_id,
+                version,
+                form.id,
+                form.business,
+                atena,
+                json.dumps({k: v for k, v in application["fields"].items() if k in form.fields}, ensure_ascii=False),
+                now.isoformat(),
+            ),
         )
 
     def terminal_check(self, now: datetime) -> Result:
         """業務終了後の確認: nothing may be left on the LGWAN terminal from an earlier day (EAPP-006)."""
 
         def act(result: Result) -> None:
-            left = [str(r[0]) for r in self.conn.execute(
-                "SELECT serial FROM eapp_terminal_files WHERE substr(stored_at, 1, 10) < ?",
-                (now.date().isoformat(),))]
+            left = [
+                str(r[0])
+                for r in self.conn.execute(
+                    "SELECT serial FROM eapp_terminal_files WHERE substr(stored_at, 1, 10) < ?",
+                    (now.date().isoformat(),),
+                )
+            ]
             if left:
-                raise self.refuse(RefusalCode.STATE_CONFLICT, "EAPP-006",
-                                  f"業務終了後もLGWAN端末に申請データが残っています（{len(left)}件）",
-                                  f"{len(left)} applications were left on the LGWAN terminal after the day's work",
-                                  field="terminal")
-            self.allow(result, "EAPP-006", now, "LGWAN端末に申請データは残っていません",
-                       "nothing is left on the LGWAN terminal", None)
+                raise self.refuse(
+                    RefusalCode.STATE_CONFLICT,
+                    "EAPP-006",
+                    f"業務終了後もLGWAN端末に申請データが残っています（{len(left)}件）",
+                    f"{len(left)} applications were left on the LGWAN terminal after the day's work",
+                    field="terminal",
+                )
+            self.allow(
+                result,
+                "EAPP-006",
+                now,
+                "LGWAN端末に申請データは残っていません",
+                "nothing is left on the LGWAN terminal",
+                None,
+            )
 
         return self.command(now, None, act)
 
@@ -412,15 +563,27 @@ class EApplication(Component):
 
         def act(result: Result) -> None:
             if approver is None or not self.staff.has_role(approver, ADMIN_ROLE) or approver.user_id == session.user_id:
-                raise self.refuse(RefusalCode.ROLE_MISSING, "EAPP-006",
-                                  "外部記憶媒体の廃棄には管理者の承認が必要です",
-                                  "disposing of an external medium needs an administrator's approval",
-                                  field="approver")
-            self.conn.execute("INSERT INTO eapp_media_disposals (media, at, by_user, approved_by) VALUES (?,?,?,?)",
-                              (media, now.isoformat(), session.user_id, approver.user_id))
-            self.allow(result, "EAPP-006", now, "管理者の承認を得て外部記憶媒体を廃棄しました",
-                       "disposed of the medium with an administrator's approval", None, media=media,
-                       approved_by=approver.user_id)
+                raise self.refuse(
+                    RefusalCode.ROLE_MISSING,
+                    "EAPP-006",
+                    "外部記憶媒体の廃棄には管理者の承認が必要です",
+                    "disposing of an external medium needs an administrator's approval",
+                    field="approver",
+                )
+            self.conn.execute(
+                "INSERT INTO eapp_media_disposals (media, at, by_user, approved_by) VALUES (?,?,?,?)",
+                (media, now.isoformat(), session.user_id, approver.user_id),
+            )
+            self.allow(
+                result,
+                "EAPP-006",
+                now,
+                "管理者の承認を得て外部記憶媒体を廃棄しました",
+                "disposed of the medium with an administrator's approval",
+                None,
+                media=media,
+                approved_by=approver.user_id,
+            )
 
         return self.command(now, None, act)
 
@@ -436,13 +599,24 @@ class EApplication(Component):
                 " WHERE b.case_id = a.case_id) ORDER BY a.imported_at, a.serial",
                 (business,),
             ).fetchall()
-            self.conn.execute("UPDATE eapp_applications SET pulled_at = ? WHERE business = ? AND pulled_at IS NULL",
-                              (now.isoformat(), business))
-            self.allow(result, "EAPP-004", now, f"{business}システムの要求に基づき申請データを渡しました",
-                       f"handed the applications to the {business} system on its request", None,
-                       business=business, count=len(rows))
-            result.value = [{"serial": r[0], "procedure": r[1], "atena_number": r[2], "version": r[3],
-                             "fields": json.loads(r[4])} for r in rows]
+            self.conn.execute(
+                "UPDATE eapp_applications SET pulled_at = ? WHERE business = ? AND pulled_at IS NULL",
+                (now.isoformat(), business),
+            )
+            self.allow(
+                result,
+                "EAPP-004",
+                now,
+                f"{business}システムの要求に基づき申請データを渡しました",
+                f"handed the applications to the {business} system on its request",
+                None,
+                business=business,
+                count=len(rows),
+            )
+            result.value = [
+                {"serial": r[0], "procedure": r[1], "atena_number": r[2], "version": r[3], "fields": json.loads(r[4])}
+                for r in rows
+            ]
 
         return self.command(now, None, act)
 
@@ -450,10 +624,13 @@ class EApplication(Component):
         """Sending an application to a business system that did not ask: never done (EAPP-004)."""
 
         def act(result: Result) -> None:
-            raise self.refuse(RefusalCode.QUERY_NOT_OPEN, "EAPP-004",
-                              f"{business}システムからの要求がないため申請データを送りません",
-                              f"the {business} system did not request it; applications are only pulled",
-                              field="business")
+            raise self.refuse(
+                RefusalCode.QUERY_NOT_OPEN,
+                "EAPP-004",
+                f"{business}システムからの要求がないため申請データを送りません",
+                f"the {business} system did not request it; applications are only pulled",
+                field="business",
+            )
 
         return self.command(now, None, act)
 
@@ -461,10 +638,13 @@ class EApplication(Component):
         """Joining another system's data to an application: never done; only the 宛名番号 conversion links it."""
 
         def act(result: Result) -> None:
-            raise self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "EAPP-004",
-                              f"申請データに{source}の情報を紐付けることはできません（宛名番号の設定のみ）",
-                              f"applications are never joined with {source} data; only the 宛名番号 is set",
-                              field="source")
+            raise self.refuse(
+                RefusalCode.SOURCE_NOT_ALLOWED,
+                "EAPP-004",
+                f"申請データに{source}の情報を紐付けることはできません（宛名番号の設定のみ）",
+                f"applications are never joined with {source} data; only the 宛名番号 is set",
+                field="source",
+            )
 
         return self.command(now, None, act)
 
@@ -472,22 +652,35 @@ class EApplication(Component):
         """A reviewer records a decision on one version; only the latest version of a case may be decided."""
 
         def act(result: Result) -> None:
-            row = self.conn.execute("SELECT case_id, version FROM eapp_applications WHERE serial = ?",
-                                    (serial,)).fetchone()
+            row = self.conn.execute(
+                "SELECT case_id, version FROM eapp_applications WHERE serial = ?", (serial,)
+            ).fetchone()
             if row is None:
-                raise self.refuse(RefusalCode.NOT_FOUND, "EAPP-007", "その申請はありません", "no such application",
-                                  field="serial")
-            latest = self.conn.execute("SELECT MAX(version) FROM eapp_applications WHERE case_id = ?",
-                                       (row[0],)).fetchone()[0]
+                raise self.refuse(
+                    RefusalCode.NOT_FOUND, "EAPP-007", "その申請はありません", "no such application", field="serial"
+                )
+            latest = self.conn.execute(
+                "SELECT MAX(version) FROM eapp_applications WHERE case_id = ?", (row[0],)
+            ).fetchone()[0]
             if self.rules.versioning is not None and int(row[1]) < int(latest):
-                raise self.refuse(RefusalCode.STATE_CONFLICT, "EAPP-007",
-                                  f"第{row[1]}版には審査結果を記録できません（最新は第{latest}版）",
-                                  f"version {row[1]} is outdated (latest is {latest}); decide the latest version",
-                                  field="version")
+                raise self.refuse(
+                    RefusalCode.STATE_CONFLICT,
+                    "EAPP-007",
+                    f"第{row[1]}版には審査結果を記録できません（最新は第{latest}版）",
+                    f"version {row[1]} is outdated (latest is {latest}); decide the latest version",
+                    field="version",
+                )
             self.conn.execute("UPDATE eapp_applications SET decision = ? WHERE serial = ?", (outcome, serial))
             if self.rules.versioning is not None:
-                self.allow(result, "EAPP-007", now, f"最新の第{row[1]}版で審査結果を記録しました",
-                           f"recorded the decision on the latest version {row[1]}", None, serial=serial)
+                self.allow(
+                    result,
+                    "EAPP-007",
+                    now,
+                    f"最新の第{row[1]}版で審査結果を記録しました",
+                    f"recorded the decision on the latest version {row[1]}",
+                    None,
+                    serial=serial,
+                )
 
         return self.command(now, None, act)
 

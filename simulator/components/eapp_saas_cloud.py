@@ -201,15 +201,28 @@ def install(world: World) -> None:
     jpki: JpkiAuthority | None = None
     center: BackupCenter | None = None
     if any(r.e_application for r in claims.values()):
-        jpki = JpkiAuthority(JPKI_PARTY, world.store("jlis"), world.security(JPKI_PARTY, "jlis"), world.directory,
-                             folder=world.data_dir / "keys" / "jpki", fresh=world.fresh, start=world.spec.start)
-        service = EApplicationService(SERVICE_PARTY, world.store("eapp_service"),
-                                      world.security(SERVICE_PARTY, "eapp_service"), world.directory)
+        jpki = JpkiAuthority(
+            JPKI_PARTY,
+            world.store("jlis"),
+            world.security(JPKI_PARTY, "jlis"),
+            world.directory,
+            folder=world.data_dir / "keys" / "jpki",
+            fresh=world.fresh,
+            start=world.spec.start,
+        )
+        service = EApplicationService(
+            SERVICE_PARTY, world.store("eapp_service"), world.security(SERVICE_PARTY, "eapp_service"), world.directory
+        )
         world.components[JPKI_PARTY] = jpki
         world.components[SERVICE_PARTY] = service
     if any(r.backup_center for r in claims.values()):
-        center = BackupCenter(BACKUP_CENTER, world.store("jlis_backup"), world.security(BACKUP_CENTER, "jlis"),
-                              world.directory, storage_key=world.key("jlis.backup_center.storage"))
+        center = BackupCenter(
+            BACKUP_CENTER,
+            world.store("jlis_backup"),
+            world.security(BACKUP_CENTER, "jlis"),
+            world.directory,
+            storage_key=world.key("jlis.backup_center.storage"),
+        )
         world.components[BACKUP_CENTER] = center
     for key, rules in claims.items():
         db = world.store(key)
@@ -220,31 +233,53 @@ def install(world: World) -> None:
             world.add_staff(staff, "eapp-admin", "電子申請 管理者", {"eapp_download", "eapp_admin"})
             world.add_staff(staff, "eapp-clerk", "電子申請 閲覧者", {"eapp_viewer"})
             world.components[party] = EApplication(
-                party, db, world.security(party, key), world.directory, rules=rules.e_application,
-                registry=world.registry(key), jpki=jpki, staff=staff,
+                party,
+                db,
+                world.security(party, key),
+                world.directory,
+                rules=rules.e_application,
+                registry=world.registry(key),
+                jpki=jpki,
+                staff=staff,
             )
             service.add_city(key, rules.e_application)
             world.directory.connect(party, SERVICE_PARTY, rules.e_application.network.network)
         if rules.ai_ocr is not None:
             party = f"{key}.ai_ocr"
-            world.components[party] = AiOcr(party, world.store(f"asp_{key}"), world.security(party, f"asp_{key}"),
-                                            world.directory, rules=rules.ai_ocr)
+            world.components[party] = AiOcr(
+                party,
+                world.store(f"asp_{key}"),
+                world.security(party, f"asp_{key}"),
+                world.directory,
+                rules=rules.ai_ocr,
+            )
         if rules.counter_saas is not None:
             party = f"{key}.counter_saas"
-            world.components[party] = CounterSaas(party, db, world.security(party, key), world.directory,
-                                                  rules=rules.counter_saas, core_staff=world.registry(key).staff)
+            world.components[party] = CounterSaas(
+                party,
+                db,
+                world.security(party, key),
+                world.directory,
+                rules=rules.counter_saas,
+                core_staff=world.registry(key).staff,
+            )
         if rules.gov_cloud is not None:
             party = f"{key}.gov_cloud"
-            world.components[party] = GovCloud(party, world.store(f"gov_cloud_{key}"),
-                                               world.security(party, f"gov_cloud_{key}"), world.directory,
-                                               rules=rules.gov_cloud)
+            world.components[party] = GovCloud(
+                party,
+                world.store(f"gov_cloud_{key}"),
+                world.security(party, f"gov_cloud_{key}"),
+                world.directory,
+                rules=rules.gov_cloud,
+            )
         if rules.file_server is not None:
             party = f"{key}.file_server"
             staff = StaffDirectory(db, party)
             world.add_staff(staff, "net-op", "ネットワーク 運用者", {"network_operator"})
             world.add_staff(staff, "fs-clerk", "基幹 担当者", {"specific_personal_info"})
-            world.components[party] = FileServer(party, db, world.security(party, key), world.directory,
-                                                  rules=rules.file_server, staff=staff)
+            world.components[party] = FileServer(
+                party, db, world.security(party, key), world.directory, rules=rules.file_server, staff=staff
+            )
         if rules.backup_center is not None and center is not None:
             party = f"{key}.backup_client"
             world.components[party] = BackupClient(party, db, world.security(party, key), world.directory)

@@ -44,21 +44,36 @@ class AiOcr(Component):
 
         def act(result: Result) -> None:
             if network != self.rules.server_network:
-                raise self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "SAAS-002",
-                                  f"AI-OCRのサーバへは{self.rules.server_network}の閉域網からしか到達できません"
-                                  f"（接続元: {network}）",
-                                  f"the AI-OCR servers are reachable only inside {self.rules.server_network}; "
-                                  f"no route from {network}", field="network")
+                raise self.refuse(
+                    RefusalCode.SOURCE_NOT_ALLOWED,
+                    "SAAS-002",
+                    f"AI-OCRのサーバへは{self.rules.server_network}の閉域網からしか到達できません（接続元: {network}）",
+                    f"the AI-OCR servers are reachable only inside {self.rules.server_network}; "
+                    f"no route from {network}",
+                    field="network",
+                )
             if terminal_segment not in self.rules.terminal_segments:
-                raise self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "SAAS-002",
-                                  f"この端末（{terminal_segment}）からはAI-OCRを利用できません",
-                                  f"AI-OCR is used only from {list(self.rules.terminal_segments)} terminals",
-                                  field="terminal")
+                raise self.refuse(
+                    RefusalCode.SOURCE_NOT_ALLOWED,
+                    "SAAS-002",
+                    f"この端末（{terminal_segment}）からはAI-OCRを利用できません",
+                    f"AI-OCR is used only from {list(self.rules.terminal_segments)} terminals",
+                    field="terminal",
+                )
             job_id = uuid.uuid4().hex
-            self.conn.execute("INSERT INTO ocr_jobs (job_id, stored_at, terminal, pages) VALUES (?,?,?,?)",
-                              (job_id, now.isoformat(), terminal_segment, json.dumps(pages, ensure_ascii=False)))
-            self.allow(result, "SAAS-002", now, f"{terminal_segment}端末から閉域網内のAI-OCRへ送信しました",
-                       f"a {terminal_segment} terminal sent a job inside {network}", None, job=job_id)
+            self.conn.execute(
+                "INSERT INTO ocr_jobs (job_id, stored_at, terminal, pages) VALUES (?,?,?,?)",
+                (job_id, now.isoformat(), terminal_segment, json.dumps(pages, ensure_ascii=False)),
+            )
+            self.allow(
+                result,
+                "SAAS-002",
+                now,
+                f"{terminal_segment}端末から閉域網内のAI-OCRへ送信しました",
+                f"a {terminal_segment} terminal sent a job inside {network}",
+                None,
+                job=job_id,
+            )
             result.value = job_id
 
         return self.command(now, None, act)
@@ -70,8 +85,15 @@ class AiOcr(Component):
             gone = self.conn.execute("DELETE FROM ocr_jobs WHERE job_id = ?", (job_id,)).rowcount
             if not gone:
                 raise self.refuse(RefusalCode.NOT_FOUND, "SAAS-001", "そのジョブはありません", "no such job", "job")
-            self.allow(result, "SAAS-001", now, "職員がAI-OCRのデータを削除しました", "staff deleted the job's data",
-                       None, job=job_id)
+            self.allow(
+                result,
+                "SAAS-001",
+                now,
+                "職員がAI-OCRのデータを削除しました",
+                "staff deleted the job's data",
+                None,
+                job=job_id,
+            )
 
         return self.command(now, None, act)
 
@@ -83,8 +105,15 @@ class AiOcr(Component):
 
         def act(result: Result) -> None:
             gone = self.conn.execute("DELETE FROM ocr_jobs WHERE stored_at <= ?", (self._cutoff(now),)).rowcount
-            self.allow(result, "SAAS-001", now, f"{self.rules.retention_days}日を過ぎたデータを自動で物理削除しました",
-                       f"deleted the data older than {self.rules.retention_days} days", None, deleted=gone)
+            self.allow(
+                result,
+                "SAAS-001",
+                now,
+                f"{self.rules.retention_days}日を過ぎたデータを自動で物理削除しました",
+                f"deleted the data older than {self.rules.retention_days} days",
+                None,
+                deleted=gone,
+            )
 
         return self.command(now, None, act)
 
@@ -92,14 +121,25 @@ class AiOcr(Component):
         """Is anything still held past the retention days? (what an auditor checks on day 6)."""
 
         def act(result: Result) -> None:
-            left = self.conn.execute("SELECT COUNT(*) FROM ocr_jobs WHERE stored_at <= ?",
-                                     (self._cutoff(now),)).fetchone()[0]
+            left = self.conn.execute(
+                "SELECT COUNT(*) FROM ocr_jobs WHERE stored_at <= ?", (self._cutoff(now),)
+            ).fetchone()[0]
             if left:
-                raise self.refuse(RefusalCode.STATE_CONFLICT, "SAAS-001",
-                                  f"保管期間（{self.rules.retention_days}日）を過ぎたデータが残っています（{left}件）",
-                                  f"{left} jobs are still held past {self.rules.retention_days} days", field="jobs")
-            self.allow(result, "SAAS-001", now, "保管期間を過ぎたデータは残っていません",
-                       "nothing is held past the retention", None)
+                raise self.refuse(
+                    RefusalCode.STATE_CONFLICT,
+                    "SAAS-001",
+                    f"保管期間（{self.rules.retention_days}日）を過ぎたデータが残っています（{left}件）",
+                    f"{left} jobs are still held past {self.rules.retention_days} days",
+                    field="jobs",
+                )
+            self.allow(
+                result,
+                "SAAS-001",
+                now,
+                "保管期間を過ぎたデータは残っていません",
+                "nothing is held past the retention",
+                None,
+            )
 
         return self.command(now, None, act)
 
@@ -108,9 +148,13 @@ class AiOcr(Component):
 
         def act(result: Result) -> None:
             if not self.rules.training_use:
-                raise self.refuse(RefusalCode.FIELD_NOT_ALLOWED, "SAAS-001",
-                                  "本市のデータを教師データとして用いることはできません（契約）",
-                                  "the city's data may not be used as training data (contract)", field="export")
+                raise self.refuse(
+                    RefusalCode.FIELD_NOT_ALLOWED,
+                    "SAAS-001",
+                    "本市のデータを教師データとして用いることはできません（契約）",
+                    "the city's data may not be used as training data (contract)",
+                    field="export",
+                )
             result.value = [str(r[0]) for r in self.conn.execute("SELECT job_id FROM ocr_jobs")]
 
         return self.command(now, None, act)
@@ -145,19 +189,36 @@ class CounterSaas(Component):
 
         def act(result: Result) -> None:
             try:
-                session = self.core_staff.authenticate(user, password, now=now, biometric=biometric,
-                                                       terminal=f"{user}-dx")
+                session = self.core_staff.authenticate(
+                    user, password, now=now, biometric=biometric, terminal=f"{user}-dx"
+                )
             except Refusal as refusal:
-                raise self.refuse(refusal.code, "SAAS-003",
-                                  "基幹業務システムの認証に失敗しました: " + refusal.reason_ja,
-                                  "the 基幹 authentication failed: " + refusal.reason_en, field="user") from None
+                raise self.refuse(
+                    refusal.code,
+                    "SAAS-003",
+                    "基幹業務システムの認証に失敗しました: " + refusal.reason_ja,
+                    "the 基幹 authentication failed: " + refusal.reason_en,
+                    field="user",
+                ) from None
             held = sorted(set(self.rules.core_roles) & set(session.roles))
             if not held:
-                raise self.refuse(RefusalCode.ROLE_MISSING, "SAAS-003",
-                                  "基幹業務システムの権限を持たない職員は窓口DXSaaSを利用できません",
-                                  "only staff holding 基幹 rights may use the counter DX SaaS", field="user")
-            self.allow(result, "SAAS-003", now, "基幹業務システムの権限と認証で窓口DXSaaSにログインしました",
-                       "signed in with 基幹 rights and 基幹 authentication", None, user=user, roles=held)
+                raise self.refuse(
+                    RefusalCode.ROLE_MISSING,
+                    "SAAS-003",
+                    "基幹業務システムの権限を持たない職員は窓口DXSaaSを利用できません",
+                    "only staff holding 基幹 rights may use the counter DX SaaS",
+                    field="user",
+                )
+            self.allow(
+                result,
+                "SAAS-003",
+                now,
+                "基幹業務システムの権限と認証で窓口DXSaaSにログインしました",
+                "signed in with 基幹 rights and 基幹 authentication",
+                None,
+                user=user,
+                roles=held,
+            )
             result.value = session
 
         return self.command(now, None, act)
@@ -167,12 +228,21 @@ class CounterSaas(Component):
 
         def act(result: Result) -> None:
             if destination not in self.rules.endpoints:
-                raise self.refuse(RefusalCode.SOURCE_NOT_ALLOWED, "SAAS-004",
-                                  f"登録されていない接続先（{destination}）への通信は境界FWで遮断されます",
-                                  f"the boundary firewall blocks {destination!r}: not a registered endpoint",
-                                  field="destination")
-            self.allow(result, "SAAS-004", now, f"登録された接続先（{destination}）へ連携サーバ経由で通信しました",
-                       f"reached the registered endpoint {destination!r} through the 連携サーバ", None)
+                raise self.refuse(
+                    RefusalCode.SOURCE_NOT_ALLOWED,
+                    "SAAS-004",
+                    f"登録されていない接続先（{destination}）への通信は境界FWで遮断されます",
+                    f"the boundary firewall blocks {destination!r}: not a registered endpoint",
+                    field="destination",
+                )
+            self.allow(
+                result,
+                "SAAS-004",
+                now,
+                f"登録された接続先（{destination}）へ連携サーバ経由で通信しました",
+                f"reached the registered endpoint {destination!r} through the 連携サーバ",
+                None,
+            )
 
         return self.command(now, None, act)
 
@@ -181,8 +251,10 @@ class CounterSaas(Component):
 
         def act(result: Result) -> None:
             staging_id = uuid.uuid4().hex
-            self.conn.execute("INSERT INTO dx_staging (staging_id, staged_at, by_user, data) VALUES (?,?,?,?)",
-                              (staging_id, now.isoformat(), session.user_id, json.dumps(data, ensure_ascii=False)))
+            self.conn.execute(
+                "INSERT INTO dx_staging (staging_id, staged_at, by_user, data) VALUES (?,?,?,?)",
+                (staging_id, now.isoformat(), session.user_id, json.dumps(data, ensure_ascii=False)),
+            )
             result.value = staging_id
 
         return self.command(now, None, act)
@@ -194,8 +266,16 @@ class CounterSaas(Component):
             ids = [str(r[0]) for r in self.conn.execute("SELECT staging_id FROM dx_staging")]
             self.conn.execute("DELETE FROM dx_staging")
             left = self.conn.execute("SELECT COUNT(*) FROM dx_staging").fetchone()[0]
-            self.allow(result, "SAAS-005", now, "連携後、連携基盤上の特定個人情報を完全消去しました",
-                       "erased the staged data right after the linkage", None, linked=len(ids), left=left)
+            self.allow(
+                result,
+                "SAAS-005",
+                now,
+                "連携後、連携基盤上の特定個人情報を完全消去しました",
+                "erased the staged data right after the linkage",
+                None,
+                linked=len(ids),
+                left=left,
+            )
             result.value = ids
 
         return self.command(now, None, act)
@@ -204,13 +284,24 @@ class CounterSaas(Component):
         """管理者の確認: staged data from an earlier day means something was never linked and erased."""
 
         def act(result: Result) -> None:
-            left = self.conn.execute("SELECT COUNT(*) FROM dx_staging WHERE substr(staged_at, 1, 10) < ?",
-                                     (now.date().isoformat(),)).fetchone()[0]
+            left = self.conn.execute(
+                "SELECT COUNT(*) FROM dx_staging WHERE substr(staged_at, 1, 10) < ?", (now.date().isoformat(),)
+            ).fetchone()[0]
             if left:
-                raise self.refuse(RefusalCode.STATE_CONFLICT, "SAAS-005",
-                                  f"連携基盤に前日以前の特定個人情報が残っています（{left}件）",
-                                  f"{left} staged records from an earlier day are still on the hub", field="staging")
-            self.allow(result, "SAAS-005", now, "連携基盤に不要な特定個人情報は残っていません",
-                       "nothing unneeded is left on the hub", None)
+                raise self.refuse(
+                    RefusalCode.STATE_CONFLICT,
+                    "SAAS-005",
+                    f"連携基盤に前日以前の特定個人情報が残っています（{left}件）",
+                    f"{left} staged records from an earlier day are still on the hub",
+                    field="staging",
+                )
+            self.allow(
+                result,
+                "SAAS-005",
+                now,
+                "連携基盤に不要な特定個人情報は残っていません",
+                "nothing unneeded is left on the hub",
+                None,
+            )
 
         return self.command(now, None, act)

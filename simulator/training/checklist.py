@@ -47,20 +47,55 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("intake", "届出・申請の受付（窓口・電子申請）", "Intake at the counter and online", ("MADO", "JUKI", "EAPP", "SAAS"),
-          ("move_in", "move_within", "birth", "move_out", "death")),
-    Stage("jukinet", "住基ネット（CS・都道府県・全国サーバ）", "Juki-net (CS, prefectural and national servers)",
-          ("GW", "CS", "JLIS"), ("move_within", "card_move_in", "mailing_info")),
-    Stage("office", "宛名・庁内連携", "Addressee system and intra-office linkage", ("ATENA", "RENKEI", "RELAY"),
-          ("transfer", "replica_update")),
-    Stage("linkage", "中間サーバー・情報提供ネットワークシステム", "Intermediate server and NWS", ("CHUKAN", "PF", "NWS"),
-          ("query", "held_query", "refused_query", "portal", "code_acquisition")),
-    Stage("business", "業務システム（税務・介護保険など）", "Business systems (tax, long-term care …)", ("GYOMU",),
-          ("query", "replica_update")),
-    Stage("infrastructure", "基盤（クラウド・ネットワーク・端末・媒体）", "Infrastructure (cloud, network, terminals, media)",
-          ("CLOUD", "NET", "TERM", "MEDIA"), ()),
-    Stage("people", "職員・委託先・記録・データ管理", "Staff, contractors, logs and data handling",
-          ("AUTH", "ITAKU", "LOG", "DATA"), ()),
+    Stage(
+        "intake",
+        "届出・申請の受付（窓口・電子申請）",
+        "Intake at the counter and online",
+        ("MADO", "JUKI", "EAPP", "SAAS"),
+        ("move_in", "move_within", "birth", "move_out", "death"),
+    ),
+    Stage(
+        "jukinet",
+        "住基ネット（CS・都道府県・全国サーバ）",
+        "Juki-net (CS, prefectural and national servers)",
+        ("GW", "CS", "JLIS"),
+        ("move_within", "card_move_in", "mailing_info"),
+    ),
+    Stage(
+        "office",
+        "宛名・庁内連携",
+        "Addressee system and intra-office linkage",
+        ("ATENA", "RENKEI", "RELAY"),
+        ("transfer", "replica_update"),
+    ),
+    Stage(
+        "linkage",
+        "中間サーバー・情報提供ネットワークシステム",
+        "Intermediate server and NWS",
+        ("CHUKAN", "PF", "NWS"),
+        ("query", "held_query", "refused_query", "portal", "code_acquisition"),
+    ),
+    Stage(
+        "business",
+        "業務システム（税務・介護保険など）",
+        "Business systems (tax, long-term care …)",
+        ("GYOMU",),
+        ("query", "replica_update"),
+    ),
+    Stage(
+        "infrastructure",
+        "基盤（クラウド・ネットワーク・端末・媒体）",
+        "Infrastructure (cloud, network, terminals, media)",
+        ("CLOUD", "NET", "TERM", "MEDIA"),
+        (),
+    ),
+    Stage(
+        "people",
+        "職員・委託先・記録・データ管理",
+        "Staff, contractors, logs and data handling",
+        ("AUTH", "ITAKU", "LOG", "DATA"),
+        (),
+    ),
 )
 GENERAL = Stage("general", "全体（特定の段階に依らない）", "Throughout (not tied to one stage)", (), ())
 
@@ -111,8 +146,14 @@ def _profiles(profile: str | None) -> Iterable[str]:
 
 def _cite(source: Source, profile: str, lang: Lang) -> str:
     return citation_text(
-        {"profile": profile, "seed": source.seed, "section": source.section, "lines": list(source.lines),
-         "quote": source.quote}, lang,
+        {
+            "profile": profile,
+            "seed": source.seed,
+            "section": source.section,
+            "lines": list(source.lines),
+            "quote": source.quote,
+        },
+        lang,
     )
 
 
@@ -123,15 +164,28 @@ def print_checklist(console: Console, lang: Lang, profile: str | None = None) ->
     for key in _profiles(profile):
         groups = build_checklist(key)
         city = PROFILES[key][0 if lang == "ja" else 1]
-        console.rule(f"[bold]{escape(t(lang, f'{city}：人が確認する項目（組織的・物理的対策）', f'{city}: items a person must examine (organisational and physical)'))}[/]", align="left")
-        say(t(lang, "これらはシミュレーションでは検証できません。各項目の証拠を人が確認し、結果を記録してください。",
-              "Simulation cannot verify these. A person examines the evidence of each item and records the result."),
-            style="yellow", highlight=False)
+        console.rule(
+            f"[bold]{escape(t(lang, f'{city}：人が確認する項目（組織的・物理的対策）', f'{city}: items a person must examine (organisational and physical)'))}[/]",
+            align="left",
+        )
+        say(
+            t(
+                lang,
+                "これらはシミュレーションでは検証できません。各項目の証拠を人が確認し、結果を記録してください。",
+                "Simulation cannot verify these. A person examines the evidence of each item and records the result.",
+            ),
+            style="yellow",
+            highlight=False,
+        )
         for stage, items in groups:
             say(f"\n[bold cyan]■ {escape(stage.name(lang))}[/]", highlight=False)
             if stage.flows:
-                say(t(lang, "  この段階を通る流れ: ", "  flows through this stage: ") + ", ".join(
-                    f"jukisim explain {f}" for f in stage.flows), style="dim", highlight=False)
+                say(
+                    t(lang, "  この段階を通る流れ: ", "  flows through this stage: ")
+                    + ", ".join(f"jukisim explain {f}" for f in stage.flows),
+                    style="dim",
+                    highlight=False,
+                )
             for item in items:
                 count += 1
                 c = item.control
@@ -139,18 +193,24 @@ def print_checklist(console: Console, lang: Lang, profile: str | None = None) ->
                 say(f"  [bold]☐ {c.id}[/] ({escape(kind)}) {escape(c.title(lang))}", highlight=False)
                 say(f"      {escape(t(lang, '主張', 'claim'))}: {escape(c.claim(lang))}", highlight=False)
                 for source in item.citations:
-                    say(f"      {escape(t(lang, '根拠', 'citation'))}: {escape(_cite(source, key, lang))}",
-                        highlight=False)
+                    say(
+                        f"      {escape(t(lang, '根拠', 'citation'))}: {escape(_cite(source, key, lang))}",
+                        highlight=False,
+                    )
                 if item.related:
                     near = ", ".join(f"{r.id} {r.title(lang)}" for r in item.related)
-                    say(f"      {escape(t(lang, '関連する技術的対策', 'next to technical controls'))}: {escape(near)}",
-                        highlight=False)
+                    say(
+                        f"      {escape(t(lang, '関連する技術的対策', 'next to technical controls'))}: {escape(near)}",
+                        highlight=False,
+                    )
                 say(f"      {escape(t(lang, '確認する証拠', 'evidence to examine'))}:", highlight=False)
                 for evidence in c.evidence_to_examine:
                     say(f"        ☐ {escape(evidence_text(evidence, lang))}", highlight=False)
-                say(f"      {escape(t(lang, '確認結果', 'result'))}: "
+                say(
+                    f"      {escape(t(lang, '確認結果', 'result'))}: "
                     f"{escape(t(lang, '未確認（確認者・日付・所見を記入）', 'not yet examined (examiner, date, finding)'))}",
-                    highlight=False)
+                    highlight=False,
+                )
     return count
 
 
@@ -159,26 +219,40 @@ def checklist_markdown(lang: Lang, profile: str | None = None) -> str:
     out: list[str] = []
     for key in _profiles(profile):
         city = PROFILES[key][0 if lang == "ja" else 1]
-        out.append(f"# {t(lang, f'{city} 確認項目チェックリスト（組織的・物理的対策）', f'{city}: checklist (organisational and physical controls)')}\n")
-        out.append(t(lang, "シミュレーションでは検証できない項目です。証拠を確認し、確認者・日付・所見を記入してください。\n",
-                     "Simulation cannot verify these items. Examine the evidence and record examiner, date and finding.\n"))
+        out.append(
+            f"# {t(lang, f'{city} 確認項目チェックリスト（組織的・物理的対策）', f'{city}: checklist (organisational and physical controls)')}\n"
+        )
+        out.append(
+            t(
+                lang,
+                "シミュレーションでは検証できない項目です。証拠を確認し、確認者・日付・所見を記入してください。\n",
+                "Simulation cannot verify these items. Examine the evidence and record examiner, date and finding.\n",
+            )
+        )
         for stage, items in build_checklist(key):
             out.append(f"## {stage.name(lang)}\n")
             if stage.flows:
-                out.append(t(lang, "この段階を通る流れ: ", "Flows through this stage: ")
-                           + ", ".join(f"`jukisim explain {f}`" for f in stage.flows) + "\n")
+                out.append(
+                    t(lang, "この段階を通る流れ: ", "Flows through this stage: ")
+                    + ", ".join(f"`jukisim explain {f}`" for f in stage.flows)
+                    + "\n"
+                )
             for item in items:
                 c = item.control
                 out.append(f"### ☐ {c.id} {c.title(lang)}\n")
                 out.append(f"- {t(lang, '主張', 'Claim')}: {c.claim(lang)}")
                 out.extend(f"- {t(lang, '根拠', 'Citation')}: {_cite(s, key, lang)}" for s in item.citations)
                 if item.related:
-                    out.append(f"- {t(lang, '関連する技術的対策', 'Next to technical controls')}: "
-                               + ", ".join(f"{r.id} {r.title(lang)}" for r in item.related))
+                    out.append(
+                        f"- {t(lang, '関連する技術的対策', 'Next to technical controls')}: "
+                        + ", ".join(f"{r.id} {r.title(lang)}" for r in item.related)
+                    )
                 out.append(f"- {t(lang, '確認する証拠', 'Evidence to examine')}:")
                 out.extend(f"  - [ ] {evidence_text(e, lang)}" for e in c.evidence_to_examine)
-                out.append(f"- {t(lang, '確認結果', 'Result')}: "
-                           f"{t(lang, '未確認（確認者: ＿＿ 日付: ＿＿ 所見: ＿＿）', 'not yet examined (examiner: __ date: __ finding: __)')}\n")
+                out.append(
+                    f"- {t(lang, '確認結果', 'Result')}: "
+                    f"{t(lang, '未確認（確認者: ＿＿ 日付: ＿＿ 所見: ＿＿）', 'not yet examined (examiner: __ date: __ finding: __)')}\n"
+                )
     return "\n".join(out)
 
 
@@ -196,13 +270,19 @@ def checklist_html(lang: Lang, profile: str | None = None) -> str:
     body: list[str] = []
     for key in _profiles(profile):
         city = PROFILES[key][0 if lang == "ja" else 1]
-        body.append(f"<h1>{e(t(lang, f'{city} 確認項目チェックリスト（組織的・物理的対策）', f'{city}: checklist'))}</h1>")
-        body.append(f"<p class=note>{e(t(lang, 'シミュレーションでは検証できない項目です。証拠を確認し、確認者・日付・所見を記入してください。', 'Simulation cannot verify these items. Examine the evidence and record examiner, date and finding.'))}</p>")
+        body.append(
+            f"<h1>{e(t(lang, f'{city} 確認項目チェックリスト（組織的・物理的対策）', f'{city}: checklist'))}</h1>"
+        )
+        body.append(
+            f"<p class=note>{e(t(lang, 'シミュレーションでは検証できない項目です。証拠を確認し、確認者・日付・所見を記入してください。', 'Simulation cannot verify these items. Examine the evidence and record examiner, date and finding.'))}</p>"
+        )
         for stage, items in build_checklist(key):
             body.append(f"<h2>{e(stage.name(lang))}</h2>")
             if stage.flows:
                 flows = ", ".join(f"<code>jukisim explain {e(f)}</code>" for f in stage.flows)
-                body.append(f"<p class=flows>{e(t(lang, 'この段階を通る流れ: ', 'Flows through this stage: '))}{flows}</p>")
+                body.append(
+                    f"<p class=flows>{e(t(lang, 'この段階を通る流れ: ', 'Flows through this stage: '))}{flows}</p>"
+                )
             for item in items:
                 c = item.control
                 body.append(f"<section class=item id='{e(key)}-{e(c.id)}'><h3>☐ {e(c.id)} {e(c.title(lang))}</h3>")
@@ -211,12 +291,20 @@ def checklist_html(lang: Lang, profile: str | None = None) -> str:
                 body.append("</ul>")
                 if item.related:
                     near = ", ".join(f"{r.id} {r.title(lang)}" for r in item.related)
-                    body.append(f"<p class=related>{e(t(lang, '関連する技術的対策', 'Next to technical controls'))}: {e(near)}</p>")
+                    body.append(
+                        f"<p class=related>{e(t(lang, '関連する技術的対策', 'Next to technical controls'))}: {e(near)}</p>"
+                    )
                 body.append(f"<p>{e(t(lang, '確認する証拠', 'Evidence to examine'))}:</p>")
-                body.extend(f"<label><input type=checkbox> {e(evidence_text(x, lang))}</label>" for x in c.evidence_to_examine)
-                body.append(f"<p class=result>{e(t(lang, '確認結果', 'Result'))}: "
-                            f"{e(t(lang, '未確認（確認者・日付・所見を記入）', 'not yet examined (examiner, date, finding)'))}</p>")
+                body.extend(
+                    f"<label><input type=checkbox> {e(evidence_text(x, lang))}</label>" for x in c.evidence_to_examine
+                )
+                body.append(
+                    f"<p class=result>{e(t(lang, '確認結果', 'Result'))}: "
+                    f"{e(t(lang, '未確認（確認者・日付・所見を記入）', 'not yet examined (examiner, date, finding)'))}</p>"
+                )
                 body.append("</section>")
     title = t(lang, "確認項目チェックリスト", "Checklist")
-    return (f"<!doctype html><html lang={lang}><head><meta charset=utf-8><title>{e(title)}</title>"
-            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")
+    return (
+        f"<!doctype html><html lang={lang}><head><meta charset=utf-8><title>{e(title)}</title>"
+        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n"
+    )

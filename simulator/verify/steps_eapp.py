@@ -59,17 +59,33 @@ def _jpki(ctx: ScenarioContext) -> JpkiAuthority:
     return component
 
 
-def _misrouted(ctx: ScenarioContext, record: StepRecord, sender: Component, recipient: str, type_: MessageType,
-               network: str, body: dict[str, Any], personal: dict[str, Any] | None) -> None:
+def _misrouted(
+    ctx: ScenarioContext,
+    record: StepRecord,
+    sender: Component,
+    recipient: str,
+    type_: MessageType,
+    network: str,
+    body: dict[str, Any],
+    personal: dict[str, Any] | None,
+) -> None:
     """A misconfigured system sends its ordinary message, signed with its real key, over another network."""
     now = ctx.driver.advance(ctx.driver.hop_latency)
     sealed = None
     if personal is not None:
         sealed = sender.security.seal(personal, ctx.world.directory.certificate(recipient))
-    envelope = Envelope(id=uuid.uuid4().hex, type=type_, sender=sender.party, recipient=recipient, issued_at=now,
-                        nonce=secrets.token_hex(16), correlation_id=record.name, body=body, sealed=sealed)
-    outgoing = Outgoing(recipient, sender.security.sign(envelope), envelope, network,
-                        recipient if sealed else None)
+    envelope = Envelope(
+        id=uuid.uuid4().hex,
+        type=type_,
+        sender=sender.party,
+        recipient=recipient,
+        issued_at=now,
+        nonce=secrets.token_hex(16),
+        correlation_id=record.name,
+        body=body,
+        sealed=sealed,
+    )
+    outgoing = Outgoing(recipient, sender.security.sign(envelope), envelope, network, recipient if sealed else None)
     _deliver(ctx, record, outgoing)
 
 
@@ -137,8 +153,16 @@ def _eapp_fetch(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> 
     misconfigured terminal send the same signed request over another segment."""
     e_app = _part(ctx, p, "e_application", EApplication)
     if "network" in p:
-        _misrouted(ctx, record, e_app, SERVICE_PARTY, MessageType.EAPP_FETCH, str(p["network"]),
-                   {"municipality": e_app.municipality}, None)
+        _misrouted(
+            ctx,
+            record,
+            e_app,
+            SERVICE_PARTY,
+            MessageType.EAPP_FETCH,
+            str(p["network"]),
+            {"municipality": e_app.municipality},
+            None,
+        )
         return
     session = _session(ctx, e_app, str(p.get("user", "eapp-dl")))
     _drive(ctx, record, lambda now: e_app.fetch(session, now))
@@ -342,7 +366,15 @@ def _backup_upload(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) 
     rows = [{"resident_code": person["resident_code"], "my_number": person["my_number"], "name": person["name"]}]
     name = f"{client.party}:{record.name}"
     if "network" in p:
-        _misrouted(ctx, record, client, BACKUP_CENTER, MessageType.BACKUP_UPLOAD, str(p["network"]),
-                   {"name": name}, {"rows": rows})
+        _misrouted(
+            ctx,
+            record,
+            client,
+            BACKUP_CENTER,
+            MessageType.BACKUP_UPLOAD,
+            str(p["network"]),
+            {"name": name},
+            {"rows": rows},
+        )
         return
     _drive(ctx, record, lambda now: client.upload(name, rows, now))

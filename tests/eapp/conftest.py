@@ -83,16 +83,31 @@ def _residents() -> list[dict[str, Any]]:
     key = bytes(range(32))
     rows = []
     for i, (name, birth) in enumerate(
-        [("筑波 太郎", "1970-05-01"), ("筑波 花子", "1972-08-15"), ("研究 一郎", "1985-02-03"),
-         ("学園 次郎", "1990-11-30"), ("桜 三子", "2001-07-07")]
+        [
+            ("筑波 太郎", "1970-05-01"),
+            ("筑波 花子", "1972-08-15"),
+            ("研究 一郎", "1985-02-03"),
+            ("学園 次郎", "1990-11-30"),
+            ("桜 三子", "2001-07-07"),
+        ]
     ):
         code = new_resident_code()
-        rows.append({
-            "resident_code": code, "my_number": my_number_from_resident_code(code, key), "name": name,
-            "name_kana": "ツクバ", "birth_date": birth, "sex": "1", "address": f"茨城県つくば市研究学園{i + 1}番地",
-            "postal_code": "305-0817", "household_id": f"H{i:04d}", "relationship": "世帯主", "is_head": True,
-            "moved_in_on": "2010-04-01",
-        })
+        rows.append(
+            {
+                "resident_code": code,
+                "my_number": my_number_from_resident_code(code, key),
+                "name": name,
+                "name_kana": "ツクバ",
+                "birth_date": birth,
+                "sex": "1",
+                "address": f"茨城県つくば市研究学園{i + 1}番地",
+                "postal_code": "305-0817",
+                "household_id": f"H{i:04d}",
+                "relationship": "世帯主",
+                "is_head": True,
+                "moved_in_on": "2010-04-01",
+            }
+        )
     return rows
 
 
@@ -115,37 +130,80 @@ def build_eapp_world(tmp_path: Path) -> EappWorld:
     registry_staff = StaffDirectory(stores[M], f"{M}.registry")
     registry_staff.add("clerk-a", "窓口 花子", {"registry_clerk"}, PASSWORD)
     registry_staff.add("dept-head", "市民課長 四郎", {"department_head"}, PASSWORD)
-    registry = Registry(f"{M}.registry", stores[M], security(f"{M}.registry", M), directory, municipality=M,
-                        cs_party=f"{M}.municipal_cs", atena_party=f"{M}.atena", staff=registry_staff)
-    jpki = JpkiAuthority(JPKI_PARTY, stores["jlis"], security(JPKI_PARTY, "jlis"), directory,
-                         folder=tmp_path / "jpki", fresh=True, start=now - timedelta(days=1))
-    service = EApplicationService(SERVICE_PARTY, stores["eapp_service"], security(SERVICE_PARTY, "eapp_service"),
-                                  directory)
+    registry = Registry(
+        f"{M}.registry",
+        stores[M],
+        security(f"{M}.registry", M),
+        directory,
+        municipality=M,
+        cs_party=f"{M}.municipal_cs",
+        atena_party=f"{M}.atena",
+        staff=registry_staff,
+    )
+    jpki = JpkiAuthority(
+        JPKI_PARTY,
+        stores["jlis"],
+        security(JPKI_PARTY, "jlis"),
+        directory,
+        folder=tmp_path / "jpki",
+        fresh=True,
+        start=now - timedelta(days=1),
+    )
+    service = EApplicationService(
+        SERVICE_PARTY, stores["eapp_service"], security(SERVICE_PARTY, "eapp_service"), directory
+    )
     service.add_city(M, rules.e_application)
     eapp_staff = StaffDirectory(stores[M], f"{M}.e_application")
     eapp_staff.add("eapp-dl", "電子申請 受付担当", {"eapp_download"}, PASSWORD)
     eapp_staff.add("eapp-admin", "電子申請 管理者", {"eapp_download", "eapp_admin"}, PASSWORD)
     eapp_staff.add("eapp-clerk", "電子申請 閲覧者", {"eapp_viewer"}, PASSWORD)
-    e_app = EApplication(f"{M}.e_application", stores[M], security(f"{M}.e_application", M), directory,
-                         rules=rules.e_application, registry=registry, jpki=jpki, staff=eapp_staff)
+    e_app = EApplication(
+        f"{M}.e_application",
+        stores[M],
+        security(f"{M}.e_application", M),
+        directory,
+        rules=rules.e_application,
+        registry=registry,
+        jpki=jpki,
+        staff=eapp_staff,
+    )
     directory.connect(e_app.party, SERVICE_PARTY, rules.e_application.network.network)
     ocr = AiOcr(f"{M}.ai_ocr", stores["asp"], security(f"{M}.ai_ocr", "asp"), directory, rules=rules.ai_ocr)
-    dx = CounterSaas(f"{M}.counter_saas", stores[M], security(f"{M}.counter_saas", M), directory,
-                     rules=rules.counter_saas, core_staff=registry_staff)
-    cloud = GovCloud(f"{M}.gov_cloud", stores["cloud"], security(f"{M}.gov_cloud", "cloud"), directory,
-                     rules=rules.gov_cloud)
+    dx = CounterSaas(
+        f"{M}.counter_saas",
+        stores[M],
+        security(f"{M}.counter_saas", M),
+        directory,
+        rules=rules.counter_saas,
+        core_staff=registry_staff,
+    )
+    cloud = GovCloud(
+        f"{M}.gov_cloud", stores["cloud"], security(f"{M}.gov_cloud", "cloud"), directory, rules=rules.gov_cloud
+    )
     fs_staff = StaffDirectory(stores[M], f"{M}.file_server")
     fs_staff.add("net-op", "ネットワーク 運用者", {"network_operator"}, PASSWORD)
     fs_staff.add("fs-clerk", "基幹 担当者", {"specific_personal_info"}, PASSWORD)
-    files = FileServer(f"{M}.file_server", stores[M], security(f"{M}.file_server", M), directory,
-                       rules=rules.file_server, staff=fs_staff)
+    files = FileServer(
+        f"{M}.file_server",
+        stores[M],
+        security(f"{M}.file_server", M),
+        directory,
+        rules=rules.file_server,
+        staff=fs_staff,
+    )
     client = BackupClient(f"{M}.backup_client", stores[M], security(f"{M}.backup_client", M), directory)
-    center = BackupCenter(BACKUP_CENTER, stores["jlis_backup"], security(BACKUP_CENTER, "jlis_backup"), directory,
-                          storage_key=bytes(range(32)))
+    center = BackupCenter(
+        BACKUP_CENTER,
+        stores["jlis_backup"],
+        security(BACKUP_CENTER, "jlis_backup"),
+        directory,
+        storage_key=bytes(range(32)),
+    )
     center.add_city(M, rules.backup_center)
     directory.connect(client.party, BACKUP_CENTER, rules.backup_center.network)
-    world = EappWorld(now, directory, registry, jpki, service, e_app, ocr, dx, cloud, files, client, center,
-                      _residents(), stores)
+    world = EappWorld(
+        now, directory, registry, jpki, service, e_app, ocr, dx, cloud, files, client, center, _residents(), stores
+    )
     world.step(lambda at: registry.bulk_load(world.residents, at))
     return world
 

@@ -77,11 +77,17 @@ BASE = data_path().read_text(encoding="utf-8")
     [
         (("retention_days: 5", "retention_days: 0"), "ai_ocr.retention_days"),
         (("    server_network: lgwan_asp", "    server_network: lgwan_asp\n    colour: blue"), "ai_ocr.colour"),
-        (("production_site: dc-east\n    sites: {dc-east: JP, dc-west: JP, dc-overseas: US}\n    seed: 001",
-          "production_site: dc-north\n    sites: {dc-east: JP, dc-west: JP, dc-overseas: US}\n    seed: 001"),
-         "gov_cloud"),
-        (("fields: [name, birth_date, address, my_number, income", "fields: [address, my_number, income"),
-         "e_application.procedures.0"),
+        (
+            (
+                "production_site: dc-east\n    sites: {dc-east: JP, dc-west: JP, dc-overseas: US}\n    seed: 001",
+                "production_site: dc-north\n    sites: {dc-east: JP, dc-west: JP, dc-overseas: US}\n    seed: 001",
+            ),
+            "gov_cloud",
+        ),
+        (
+            ("fields: [name, birth_date, address, my_number, income", "fields: [address, my_number, income"),
+            "e_application.procedures.0",
+        ),
     ],
 )
 def test_bad_entries_name_the_field_and_the_rule(tmp_path: Path, change: tuple[str, str], field: str) -> None:
@@ -95,8 +101,11 @@ def test_bad_entries_name_the_field_and_the_rule(tmp_path: Path, change: tuple[s
 
 
 def test_an_inferred_value_needs_a_reason(tmp_path: Path) -> None:
-    path = _write(tmp_path, "kuwana:\n  file_server:\n    protected_shares: [a]\n    operator_shares: [b]\n"
-                            "    seed: 000_b81c60476033af2d.txt\n    lines: [1, 1]\n    inferred: true\n")
+    path = _write(
+        tmp_path,
+        "kuwana:\n  file_server:\n    protected_shares: [a]\n    operator_shares: [b]\n"
+        "    seed: 000_b81c60476033af2d.txt\n    lines: [1, 1]\n    inferred: true\n",
+    )
     with pytest.raises(InputError, match="reason"):
         area_rules("kuwana", path)
 

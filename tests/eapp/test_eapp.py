@@ -22,8 +22,15 @@ def _form(world: EappWorld, person: dict[str, Any], **overrides: Any) -> dict[st
     form = world.e_app.rules.procedures[0]
     fields = {name: person.get(name, f"{name}-value") for name in form.fields}
     fields.update(overrides.pop("fields", {}))
-    return {"serial": uuid.uuid4().hex[:16], "municipality": "tsukuba", "procedure": form.id, "fields": fields,
-            "attachments": [], "my_number_source": "card_chip", **overrides}
+    return {
+        "serial": uuid.uuid4().hex[:16],
+        "municipality": "tsukuba",
+        "procedure": form.id,
+        "fields": fields,
+        "attachments": [],
+        "my_number_source": "card_chip",
+        **overrides,
+    }
 
 
 def _submit(world: EappWorld, signed: dict[str, Any]) -> Result:
@@ -74,8 +81,11 @@ def test_the_number_comes_from_the_chip_and_must_be_the_signers(eapp_world: Eapp
 def test_forms_take_only_their_own_fields_and_attachments(eapp_world: EappWorld) -> None:
     w = eapp_world
     person = w.residents[0]
-    for bad in (_form(w, person, fields={"care_needs": "要介護2"}), _form(w, person, attachments=["photo"]),
-                _form(w, person, procedure="child_allowance")):
+    for bad in (
+        _form(w, person, fields={"care_needs": "要介護2"}),
+        _form(w, person, attachments=["photo"]),
+        _form(w, person, procedure="child_allowance"),
+    ):
         refused = _submit(w, sign_application(_card(w, person), bad))
         assert refused.refusal is not None and refused.refusal.control_id == "EAPP-003"
     assert w.stores["eapp_service"].execute("SELECT COUNT(*) FROM eapp_outbox").fetchone()[0] == 0
@@ -114,8 +124,10 @@ def test_import_links_by_atena_number_erases_the_terminal_and_pull_is_the_only_w
     atena = w.registry.resident(person["resident_code"])["business_atena_number"]  # type: ignore[index]
     assert [(a["serial"], a["atena_number"]) for a in pulled.value] == [(serial, atena)]
     assert "my_number" in pulled.value[0]["fields"] and "resident_code" not in pulled.value[0]["fields"]
-    for refused in (w.step(lambda now: w.e_app.push(serial, "tax", now))[0],
-                    w.step(lambda now: w.e_app.enrich(serial, "tax", now))[0]):
+    for refused in (
+        w.step(lambda now: w.e_app.push(serial, "tax", now))[0],
+        w.step(lambda now: w.e_app.enrich(serial, "tax", now))[0],
+    ):
         assert refused.refusal is not None and refused.refusal.control_id == "EAPP-004"
 
 

@@ -97,7 +97,8 @@ def test_backups_travel_over_ip_vpn_and_rest_encrypted(eapp_world: EappWorld) ->
     assert rows[0]["my_number"].encode() not in blob
     assert w.backup_center.restore("snap-1") == rows
     again = Result()
-    w.backup_client.send(again, MessageType.BACKUP_UPLOAD, w.backup_center.party, w.tick(), body={"name": "x"},
-                         personal={"rows": rows})
+    w.backup_client.send(
+        again, MessageType.BACKUP_UPLOAD, w.backup_center.party, w.tick(), body={"name": "x"}, personal={"rows": rows}
+    )
     refused = w.backup_center.handle(again.outgoing[0].wire, Link(w.backup_client.party, "internet"), w.tick())
     assert _refused_by(refused, "CLOUD-004")

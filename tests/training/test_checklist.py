@@ -128,8 +128,9 @@ def test_cli_checklist_and_explain_checklist(tmp_path: Path) -> None:
 
 def test_explain_checklist_html_is_one_offline_page_of_tick_boxes(tmp_path: Path) -> None:
     page = tmp_path / "checklist.html"
-    result = CliRunner().invoke(app, ["explain", "checklist", "--profile", "sapporo", "--lang", "en", "--html",
-                                      str(page)])
+    result = CliRunner().invoke(
+        app, ["explain", "checklist", "--profile", "sapporo", "--lang", "en", "--html", str(page)]
+    )
     assert result.exit_code == 0, result.output
     text = page.read_text(encoding="utf-8")
     expected = _expected("sapporo")
