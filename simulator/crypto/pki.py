@@ -45,6 +45,16 @@ CERTIFICATE_CONTROL = "NET-003"
 # A party id is the certificate CN (X.509 caps CN at 64 characters) and a URN segment, so keep it URN-safe.
 _PARTY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _MAX_CHAIN = 4
+# What decoding a certificate's key, names or extensions can raise when its DER loaded but its contents are bad;
+# several of cryptography's x509 errors derive from Exception only, so they are named one by one.
+_UNDECODABLE = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.InvalidVersion,
+    x509.UnsupportedGeneralNameType,
+)
 _CA_KEY_USAGE = x509.KeyUsage(
     digital_signature=False,
     content_commitment=False,
@@ -626,7 +636,7 @@ class TrustStore:
         if path is None or path.presented != presented:
             try:
                 path = self._verify_path(presented, component)
-            except (ValueError, TypeError, UnsupportedAlgorithm) as err:
+            except _UNDECODABLE as err:
                 # DER that loads but whose key, names or extensions do not decode (found by flipping bits in x5c).
                 raise _unknown(
                     component, "証明書の内容を解釈できない", f"a certificate does not decode ({type(err).__name__})"
