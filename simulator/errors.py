@@ -67,6 +67,7 @@ class RefusalCode(StrEnum):
     RETENTION_NOT_ENDED = "Data.RetentionNotEnded"
     BACKUP_MISSED = "Data.BackupMissed"
     BACKUP_INVALID = "Data.BackupInvalid"
+    NOT_ERASED = "Data.NotErased"  # data past its hand-off or retention is still held (EAPP-006, SAAS-001/005)
     # Contractors (委託先)
     NOT_ON_ROSTER = "Contract.NotOnRoster"
     CONTRACT_ENDED = "Contract.Ended"
