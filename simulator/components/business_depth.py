@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from simulator.components.gyomu_data import business_data
-from simulator.components.ltc_insurance import KokuhorenSystem, LtcInsuranceSystem
+from simulator.components.ltc_insurance import LtcInsuranceSystem
 from simulator.components.registry_linkage import RegistryLinkage
 from simulator.components.resident_tax import ResidentTaxSystem
 from simulator.components.staff import StaffDirectory
@@ -31,6 +31,9 @@ def install(world: World) -> None:
     if not askers:
         return
     for m in world.spec.municipalities:
+        others = askers - {f"{m.key}.resident_tax"}
+        if not others:
+            continue
         party = f"{m.key}.tax_inquiry"
         tax = world.business(m.key, "tax")
         world.components[party] = TaxInquiryDesk(
@@ -40,9 +43,9 @@ def install(world: World) -> None:
             world.directory,
             tax_business=tax.business,
             tax_table=tax.table,
-            askers=askers - {f"{m.key}.resident_tax"},
+            askers=others,
         )
-        for asker in askers - {f"{m.key}.resident_tax"}:
+        for asker in others:
             world.directory.connect(asker, party, "lgwan")
 
 
@@ -87,7 +90,6 @@ def _install_systems(world: World) -> None:
             )
         if data.ltc is not None:
             party = f"{m.key}.ltc_insurance"
-            kokuhoren = f"{m.key}.kokuhoren"
             staff = StaffDirectory(db, party)
             for s in data.ltc.staff:
                 world.add_staff(staff, s.user, s.name, set(s.roles))
@@ -100,12 +102,6 @@ def _install_systems(world: World) -> None:
                 ltc=world.business(m.key, "ltc"),
                 tax=world.business(m.key, "tax"),
                 staff=staff,
-                kokuhoren_party=kokuhoren,
                 provision_rows=provides if profile.business == "ltc" else frozenset(),
                 query_rows=queries if profile.business == "ltc" else frozenset(),
             )
-            org = f"kokuhoren.{m.prefecture}"
-            world.components[kokuhoren] = KokuhorenSystem(
-                kokuhoren, world.store(org), world.security(kokuhoren, org), world.directory, sender=party
-            )
-            world.directory.connect(party, kokuhoren, "kokuhoren_line")

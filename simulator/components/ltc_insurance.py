@@ -3,7 +3,7 @@
 It composes the municipality's generic 介護保険 BusinessSystem (宛名 link, 副本 of 介護保険関係情報, NWS 照会 under
 rows 93 and 94) and adds the file itself: window forms with fixed field sets and writes of 別添1 items only
 (GYOMU-002), links only to the datasets the 入手元 list names (GYOMU-012, e.g. 住民税 for the 保険料段階), and the
-outbound 国保連 interface that carries only the 別添1 <国保連> items. It must never store an attribute outside 別添1,
+outbound 国保連 interface (the 伝送 outbox) that carries only the 別添1 <国保連> items. It must never store an attribute outside 別添1,
 and never join a dataset it is not configured for.
 """
 
@@ -15,18 +15,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from cryptography import x509
-
-from simulator.components.base import Component, Directory, Link, Result
+from simulator.components.base import Component, Directory, Result
 from simulator.components.business import BusinessSystem
 from simulator.components.gyomu_data import LtcData
 from simulator.components.linkage_desk import LinkageDesk
 from simulator.components.staff import StaffDirectory, StaffSession
 from simulator.crypto.envelope import MessageSecurity
 from simulator.errors import RefusalCode
-from simulator.model.envelope import Envelope, MessageType
 
-__all__ = ["KokuhorenSystem", "LtcInsuranceSystem", "premium_stage"]
+__all__ = ["LtcInsuranceSystem", "premium_stage"]
 
 # The national standard 9-stage model's bands for a person who is taxed themselves (合計所得金額, yen): stage 6 under
 # 1.2 million, 7 under 2.1 million, 8 under 3.2 million, 9 above; 非課税 is stage 4 here. 倉敷市's own table is not in
@@ -55,7 +52,6 @@ class LtcInsuranceSystem(Component):
         ltc: BusinessSystem,
         tax: BusinessSystem,
         staff: StaffDirectory,
-        kokuhoren_party: str,
         provision_rows: frozenset[str],
         query_rows: frozenset[str],
     ) -> None:
@@ -64,7 +60,6 @@ class LtcInsuranceSystem(Component):
         self.ltc = ltc
         self.tax = tax
         self.staff = staff
-        self.kokuhoren_party = kokuhoren_party
         self.provision_rows = provision_rows
         self.desk = LinkageDesk(self, conn, staff, table="ltc_file_operations", query_role="nws_query",
                                 query_rows=query_rows)
@@ -73,6 +68,9 @@ class LtcInsuranceSystem(Component):
             CREATE TABLE IF NOT EXISTS ltc_file (
                 insured_number TEXT NOT NULL, section TEXT NOT NULL, item TEXT NOT NULL, value TEXT NOT NULL,
                 updated_by TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (insured_number, section, item));
+            CREATE TABLE IF NOT EXISTS ltc_kokuhoren_outbox (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, insured_number TEXT NOT NULL, items TEXT NOT NULL,
+                operator TEXT NOT NULL, at TEXT NOT NULL, collected_at TEXT);
             CREATE TABLE IF NOT EXISTS ltc_links (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT, insured_number TEXT NOT NULL, dataset TEXT NOT NULL,
                 purpose TEXT NOT NULL, operator TEXT NOT NULL, at TEXT NOT NULL);
@@ -217,7 +215,7 @@ class LtcInsuranceSystem(Component):
     def send_to_kokuhoren(
         self, session: StaffSession, insured_number: str, items: Mapping[str, Any], now: datetime
     ) -> Result:
-        """Send 受給者異動・給付実績 items to the 国保連: the interface carries the 別添1 <国保連> items only."""
+        """Queue 受給者異動・給付実績 items for the 国保連: the interface carries the 別添1 <国保連> items only."""
 
         def act(result: Result) -> None:
             self.staff.require(session, "ltc_clerk", "GYOMU-012", "国保連への送付", "send to the federation")
@@ -235,8 +233,13 @@ class LtcInsuranceSystem(Component):
             self.allow(result, "GYOMU-012", now, "国保連へ定められた項目のみを送付しました",
                        "only the federation's configured items were sent", None, items=sorted(items))
             self.desk.record(session, insured_number, "kokuhoren.send", now, {"items": sorted(items)})
-            self.send(result, MessageType.KOKUHOREN_EXCHANGE, self.kokuhoren_party, now,
-                      body={"insured_number": insured_number}, personal={"items": dict(items)})
+            # The 国保連伝送 file the federation collects: the interface ends at this outbox (the federation's own
+            # system is another organisation, outside the city's assessment).
+            self.conn.execute(
+                "INSERT INTO ltc_kokuhoren_outbox (insured_number, items, operator, at) VALUES (?,?,?,?)",
+                (insured_number, json.dumps(dict(items), ensure_ascii=False, sort_keys=True), session.user_id,
+                 now.isoformat()),
+            )
 
         return self.command(now, None, act)
 
@@ -254,30 +257,3 @@ class LtcInsuranceSystem(Component):
             result.value = started.value
 
         return self.command(now, None, act)
-
-
-class KokuhorenSystem(Component):
-    """岡山県国民健康保険団体連合会システム as the city sees it: it accepts exchanges from the 介護保険 system only."""
-
-    name_ja = "国保連システム"
-    name_en = "prefectural NHI federation system"
-
-    def __init__(
-        self, party: str, conn: sqlite3.Connection, security: MessageSecurity, directory: Directory, *, sender: str
-    ) -> None:
-        super().__init__(party, conn, security, directory)
-        self.sender = sender
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS kokuhoren_received (message_id TEXT PRIMARY KEY, insured_number TEXT NOT NULL,"
-            " items TEXT NOT NULL, received_at TEXT NOT NULL)"
-        )
-        self._handlers = {MessageType.KOKUHOREN_EXCHANGE: self._on_exchange}
-
-    def _on_exchange(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
-        self.require_sender(env, {self.sender}, "GYOMU-012", "国保連への連携")
-        items = self.unseal(env).get("items", {})
-        self.conn.execute(
-            "INSERT INTO kokuhoren_received (message_id, insured_number, items, received_at) VALUES (?,?,?,?)",
-            (env.id, str(env.body.get("insured_number", "")), json.dumps(items, ensure_ascii=False), now.isoformat()),
-        )
-        return Result()

@@ -50,7 +50,6 @@ class MessageType(StrEnum):
     OFFICE_CHANGE = "office.change"  # 既存住基 → 庁内連携: 異動データ with a per-source sequence number
     OFFICE_TRANSFER = "office.transfer"  # 庁内連携 → 連携先システム: one 移転 along an approved route
     OFFICE_REQUEST = "office.request"  # 連携先システム → 庁内連携: 提供依頼 (on-request 移転)
-    KOKUHOREN_EXCHANGE = "ltc.kokuhoren_exchange"  # 介護保険システム → 国保連: 受給者異動・給付実績 (GYOMU-012)
     DEPENDANT_INQUIRY = "tax.dependant_inquiry"  # 住民税システム → 他市町村: 扶養照会 (GYOMU-003)
     DEPENDANT_ANSWER = "tax.dependant_answer"  # 他市町村 → 住民税システム: 扶養照会への回答
     # 番号制度 (中間サーバー ↔ NWS)

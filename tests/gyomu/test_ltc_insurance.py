@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from simulator.components.ltc_insurance import KokuhorenSystem, LtcInsuranceSystem, premium_stage
+from simulator.components.ltc_insurance import LtcInsuranceSystem, premium_stage
 from simulator.model.envelope import MessageType
 from tests.gyomu.conftest import Bench
 
@@ -98,17 +98,15 @@ def test_the_kokuhoren_interface_carries_only_its_items(kurashiki: Bench) -> Non
     system = _system(kurashiki)
     session = kurashiki.session(system.staff, "kaigo-sys-a")
     number = _insured(kurashiki)
-    federation = kurashiki.world.component("kurashiki.kokuhoren")
-    assert isinstance(federation, KokuhorenSystem)
-    received = "SELECT COUNT(*) FROM kokuhoren_received"
-    before = federation.conn.execute(received).fetchone()[0]
+    outbox = "SELECT items FROM ltc_kokuhoren_outbox ORDER BY seq"
+    before = system.conn.execute(outbox).fetchall()
     refused, _ = kurashiki.step(lambda now: system.send_to_kokuhoren(
         session, number, {"受給者異動情報": "取得", "住民税情報": "課税"}, now))
     assert refused.refusal is not None and refused.refusal.field == "住民税情報"
-    assert federation.conn.execute(received).fetchone()[0] == before
-    ok, hops = kurashiki.step(lambda now: system.send_to_kokuhoren(session, number, {"受給者異動情報": "取得"}, now))
-    assert ok.refusal is None and all(h.refusal is None for h in hops)
-    assert federation.conn.execute(received).fetchone()[0] == before + 1
+    assert system.conn.execute(outbox).fetchall() == before
+    ok, _ = kurashiki.step(lambda now: system.send_to_kokuhoren(session, number, {"受給者異動情報": "取得"}, now))
+    assert ok.refusal is None and _decisions(ok, "GYOMU-012") == ["allow"]
+    assert json.loads(system.conn.execute(outbox).fetchall()[-1][0]) == {"受給者異動情報": "取得"}
 
 
 def test_queries_under_rows_93_and_94_only_with_the_permission(kurashiki: Bench) -> None:
