@@ -98,8 +98,7 @@ class Tally:
             "by_kind": {
                 kind: {
                     path: {"tried": self.tried[(kind, path)], "refused": self.refused[(kind, path)]}
-                    for path in ("inproc", "http")
-                    if self.tried[(kind, path)]
+                    for path in sorted({p for k, p in self.tried if k == kind})
                 }
                 for kind in kinds
             },

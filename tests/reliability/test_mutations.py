@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from simulator.components.base import Link
 from simulator.controls.decision import Outcome
-from simulator.errors import RefusalCode
+from simulator.errors import Refusal, RefusalCode
 from simulator.services.sender import JOSE
 from tests.reliability.conftest_hostile import (
     Captured,
@@ -428,3 +428,29 @@ def test_the_world_still_works_after_the_mutations(hostile: Hostile) -> None:
             assert h.harness.post_message(destination.name, item.wire, item.sender).status_code == 202
             h.harness.contexts[name].driver.delivered([item.seq])
     assert api.get(f"/ltc/queries/{query_id}").json()["status"] == "provided"
+
+
+def _der_flip(h: Hostile, data: st.DataObject) -> None:
+    """Bits flipped in a presented certificate's DER, checked by message security alone (thousands per second)."""
+    target = data.draw(st.sampled_from(h.captured), label="target")
+    mutant = certificate_flip(h, data.draw, target)
+    receiver = h.harness.world.component(target.recipient).security
+    h.tally.tried[("certificate_der", "verify")] += 1
+    with pytest.raises(Refusal) as refused:
+        receiver.verify(mutant.wire.decode("ascii"), h.clock.now)
+    assert str(refused.value.code) in CODES
+    h.tally.refused[("certificate_der", "verify")] += 1
+    h.tally.codes[("certificate_der", str(refused.value.code))] += 1
+
+
+@settings(FAST, max_examples=300)
+@given(data=st.data())
+def test_certificate_der_flips_are_refused_by_message_security(hostile: Hostile, data: st.DataObject) -> None:
+    _der_flip(hostile, data)
+
+
+@pytest.mark.slow
+@settings(SLOW, max_examples=5000)
+@given(data=st.data())
+def test_many_certificate_der_flips_are_refused_by_message_security(hostile: Hostile, data: st.DataObject) -> None:
+    _der_flip(hostile, data)
