@@ -622,9 +622,8 @@ class TenantPlatform:
                 )
             due = {
                 str(layer): int(level)
-                for layer, level, released in self.conn.execute(
-                    "SELECT layer, MAX(level), released_at FROM platform_patches WHERE tenant = ? AND released_at <= ?"
-                    " GROUP BY layer",
+                for layer, level in self.conn.execute(
+                    "SELECT layer, MAX(level) FROM platform_patches WHERE tenant = ? AND released_at <= ? GROUP BY layer",
                     (self.tenant, (now - PATCH_GRACE).isoformat()),
                 )
             }
