@@ -161,7 +161,7 @@ class GovCloud(Component):
                 )
             elif network != "closed":
                 refusal = self.refuse(
-                    RefusalCode.SOURCE_NOT_ALLOWED,
+                    RefusalCode.NO_ROUTE,
                     "CLOUD-002",
                     "特定個人情報の環境はインターネットから切り離された閉域網です（経路なし）",
                     "the environment is a closed network: there is no route from the internet",

@@ -541,7 +541,7 @@ class EApplication(Component):
             ]
             if left:
                 raise self.refuse(
-                    RefusalCode.STATE_CONFLICT,
+                    RefusalCode.NOT_ERASED,
                     "EAPP-006",
                     f"業務終了後もLGWAN端末に申請データが残っています（{len(left)}件）",
                     f"{len(left)} applications were left on the LGWAN terminal after the day's work",

@@ -45,7 +45,7 @@ class AiOcr(Component):
         def act(result: Result) -> None:
             if network != self.rules.server_network:
                 raise self.refuse(
-                    RefusalCode.SOURCE_NOT_ALLOWED,
+                    RefusalCode.NO_ROUTE,
                     "SAAS-002",
                     f"AI-OCRのサーバへは{self.rules.server_network}の閉域網からしか到達できません（接続元: {network}）",
                     f"the AI-OCR servers are reachable only inside {self.rules.server_network}; "
@@ -126,7 +126,7 @@ class AiOcr(Component):
             ).fetchone()[0]
             if left:
                 raise self.refuse(
-                    RefusalCode.STATE_CONFLICT,
+                    RefusalCode.NOT_ERASED,
                     "SAAS-001",
                     f"保管期間（{self.rules.retention_days}日）を過ぎたデータが残っています（{left}件）",
                     f"{left} jobs are still held past {self.rules.retention_days} days",
@@ -229,7 +229,7 @@ class CounterSaas(Component):
         def act(result: Result) -> None:
             if destination not in self.rules.endpoints:
                 raise self.refuse(
-                    RefusalCode.SOURCE_NOT_ALLOWED,
+                    RefusalCode.NO_ROUTE,
                     "SAAS-004",
                     f"登録されていない接続先（{destination}）への通信は境界FWで遮断されます",
                     f"the boundary firewall blocks {destination!r}: not a registered endpoint",
@@ -289,7 +289,7 @@ class CounterSaas(Component):
             ).fetchone()[0]
             if left:
                 raise self.refuse(
-                    RefusalCode.STATE_CONFLICT,
+                    RefusalCode.NOT_ERASED,
                     "SAAS-005",
                     f"連携基盤に前日以前の特定個人情報が残っています（{left}件）",
                     f"{left} staged records from an earlier day are still on the hub",
