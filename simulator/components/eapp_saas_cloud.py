@@ -105,6 +105,10 @@ class EApplicationRules(BaseModel):
         return v
 
 
+class SegmentsFact(Cited):
+    terminal_segments: tuple[str, ...] = Field(min_length=1)
+
+
 class AiOcrRules(Cited):
     """AI-OCR (LGWAN-ASP型): retention, training use and where it may be used from (SAAS-001, SAAS-002)."""
 
@@ -112,6 +116,15 @@ class AiOcrRules(Cited):
     training_use: bool
     terminal_segments: tuple[str, ...] = Field(min_length=1)
     server_network: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    my_number_content: SegmentsFact | None = None  # where a form carrying a 個人番号 may be sent from (by content)
+
+    @model_validator(mode="after")
+    def _content_segments_known(self) -> AiOcrRules:
+        if self.my_number_content is not None:
+            unknown = sorted(set(self.my_number_content.terminal_segments) - set(self.terminal_segments))
+            if unknown:
+                raise ValueError(f"my_number_content segments {unknown} must be among terminal_segments")
+        return self
 
 
 class CounterSaasRules(Cited):

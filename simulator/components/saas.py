@@ -10,6 +10,7 @@ It must never keep OCR data past its retention, nor let the DXSaaS reach an unre
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +22,13 @@ from simulator.crypto.envelope import MessageSecurity
 from simulator.errors import Refusal, RefusalCode
 
 __all__ = ["AiOcr", "CounterSaas"]
+
+_MY_NUMBER = re.compile(r"(?<!\d)\d{12}(?!\d)")
+
+
+def _has_my_number(pages: list[dict[str, Any]]) -> bool:
+    """Does any page's recognised text carry a 12-digit number (a 個人番号)? The content decides the terminal."""
+    return any(_MY_NUMBER.search(str(page.get("text", ""))) for page in pages)
 
 
 class AiOcr(Component):
@@ -58,6 +66,15 @@ class AiOcr(Component):
                     "SAAS-002",
                     f"この端末（{terminal_segment}）からはAI-OCRを利用できません",
                     f"AI-OCR is used only from {list(self.rules.terminal_segments)} terminals",
+                    field="terminal",
+                )
+            content = self.rules.my_number_content
+            if content is not None and terminal_segment not in content.terminal_segments and _has_my_number(pages):
+                raise self.refuse(
+                    RefusalCode.SOURCE_NOT_ALLOWED,
+                    "SAAS-002",
+                    f"個人番号を含む帳票は{'・'.join(content.terminal_segments)}端末から送ります（この端末: {terminal_segment}）",
+                    f"forms carrying a 個人番号 go only from {list(content.terminal_segments)} terminals",
                     field="terminal",
                 )
             job_id = uuid.uuid4().hex

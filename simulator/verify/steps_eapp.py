@@ -231,10 +231,12 @@ def _eapp_review(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) ->
 
 @step("ocr_submit")
 def _ocr_submit(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
-    """A terminal of segment `terminal` (core, lgwan, internet …) sends a form image over `network`."""
+    """A terminal of segment `terminal` (core, lgwan, internet …) sends a form image over `network`;
+    `with_my_number: true` scans a form that carries the person's 個人番号."""
     ocr = _part(ctx, p, "ai_ocr", AiOcr)
     person = p["_person"] or ctx.person(f"resident:{_municipality(ctx, p)}")
-    pages = [{"image": f"scan-{uuid.uuid4().hex[:8]}.png", "text": f"{person['name']} {person['address']}"}]
+    text = f"{person['name']} {person['address']}" + (f" {person['my_number']}" if p.get("with_my_number") else "")
+    pages = [{"image": f"scan-{uuid.uuid4().hex[:8]}.png", "text": text}]
     terminal, network = str(p.get("terminal", "lgwan")), str(p.get("network", ocr.rules.server_network))
     _drive(ctx, record, lambda now: ocr.submit(terminal, network, pages, now))
 

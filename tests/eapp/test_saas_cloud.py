@@ -34,7 +34,10 @@ def test_ocr_is_reached_only_from_the_chosen_terminals_inside_the_closed_network
     w, ocr = eapp_world, eapp_world.ocr
     assert _refused_by(w.step(lambda now: ocr.submit("lgwan", "internet", [], now))[0], "SAAS-002")
     assert _refused_by(w.step(lambda now: ocr.submit("internet", "lgwan_asp", [], now))[0], "SAAS-002")
-    assert w.stores["asp"].execute("SELECT COUNT(*) FROM ocr_jobs").fetchone()[0] == 0
+    numbered = [{"image": "scan.png", "text": f"筑波 太郎 {w.residents[0]['my_number']}"}]
+    assert _refused_by(w.step(lambda now: ocr.submit("lgwan", "lgwan_asp", numbered, now))[0], "SAAS-002")
+    assert w.step(lambda now: ocr.submit("core", "lgwan_asp", numbered, now))[0].refusal is None
+    assert w.stores["asp"].execute("SELECT terminal FROM ocr_jobs").fetchall() == [("core",)]
 
 
 def test_dxsaas_uses_core_accounts_and_rights(eapp_world: EappWorld) -> None:
