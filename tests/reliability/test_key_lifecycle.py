@@ -30,8 +30,32 @@ NWS = "nws.core"
 JST = timezone(timedelta(hours=9), "JST")
 
 
+class Clock:
+    """The services' clock, moved by the test: revocation and receipt times are then exactly ordered."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta = timedelta(milliseconds=50)) -> datetime:
+        self.now += delta
+        return self.now
+
+
+def clocked(h: Harness) -> Clock:
+    clock = Clock(now_jst())
+    for ctx in h.contexts.values():
+        ctx.driver.clock = clock
+    return clock
+
+
 def exchange(h: Harness, mover: int) -> tuple[str, list[dict[str, Any]]]:
-    """One 情報照会 for ``mover``, carried hop by hop; returns its final status and every hop (wire, HTTP answer)."""
+    """One 情報照会 for ``mover``, carried hop by hop; returns its final status and every hop (wire, HTTP answer,
+    the services' time when it was delivered)."""
+    clock = h.contexts["nws"].driver.clock
+    assert isinstance(clock, Clock)
     api = h.client("kurashiki")
     person = h.population.movers[mover]["ltc_atena_number"]
     query_id = api.post("/ltc/queries", json=query_body(person)).json()["query_id"]
@@ -40,10 +64,11 @@ def exchange(h: Harness, mover: int) -> tuple[str, list[dict[str, Any]]]:
         for name, item in batch:
             destination = h.topology.service_of(item.recipient)
             assert destination is not None
+            at = clock.advance()
             response = h.post_message(destination.name, item.wire, item.sender)
             hops.append({"sender": item.sender, "recipient": item.recipient, "type": item.message_type,
                          "wire": item.wire, "id": item.message_id, "status": response.status_code,
-                         "refusal": response.json().get("refusal")})
+                         "refusal": response.json().get("refusal"), "at": at})
             h.contexts[name].driver.delivered([item.seq])
     return str(api.get(f"/ltc/queries/{query_id}").json()["status"]), hops
 
@@ -65,12 +90,13 @@ def arrival(h: Harness, party: str, message_id: str) -> datetime:
 
 def test_renewal_mid_run_exchanges_continue_under_the_new_key(harness: Harness) -> None:
     h = harness
+    clock = clocked(h)
     status, before = exchange(h, 0)
     assert status == "provided"
     old = h.world.component(PROVIDER).security.credential
     assert kid(signed_by_provider(before)["wire"]) == old.fingerprint
 
-    renewed = renew_party(h.world, PROVIDER, now_jst())
+    renewed = renew_party(h.world, PROVIDER, clock.advance(timedelta(minutes=1)))
     assert renewed.fingerprint != old.fingerprint and renewed.party_id == PROVIDER
     assert h.world.directory.certificate(PROVIDER) == renewed.certificate
 
@@ -81,10 +107,10 @@ def test_renewal_mid_run_exchanges_continue_under_the_new_key(harness: Harness) 
     # The old certificate was not revoked: what it signed before the renewal still verifies from the log.
     nws = h.world.component(NWS).security
     hop = signed_by_provider(before)
-    assert nws.verify_logged(hop["wire"], arrival(h, NWS, hop["id"]), now_jst()).sender == PROVIDER
+    assert nws.verify_logged(hop["wire"], arrival(h, NWS, hop["id"]), clock.now).sender == PROVIDER
 
     # A world reopened afterwards (a restart) signs with the renewed certificate, as the directory shows.
-    reopened = open_world(h.data_dir, PROFILE, now_jst())
+    reopened = open_world(h.data_dir, PROFILE, clock.now)
     try:
         assert reopened.directory.certificate(PROVIDER) == renewed.certificate
         assert reopened.component(PROVIDER).security.credential.fingerprint == renewed.fingerprint
@@ -94,15 +120,16 @@ def test_renewal_mid_run_exchanges_continue_under_the_new_key(harness: Harness) 
 
 def test_revocation_mid_run_refuses_later_messages_and_keeps_earlier_ones_verifiable(harness: Harness) -> None:
     h = harness
+    clock = clocked(h)
     status, before = exchange(h, 0)
     assert status == "provided"
     earlier = signed_by_provider(before)
     earlier_at = arrival(h, NWS, earlier["id"])
+    assert earlier_at == earlier["at"]
 
-    # CRLs keep whole seconds, and a message logged in the second of a revocation counts as after it (fail
-    # closed): revoke from the next whole second, so the earlier answer is unambiguously before.
-    revoked_at = (now_jst() + timedelta(seconds=1)).replace(microsecond=0)
+    revoked_at = clock.advance(timedelta(minutes=1))
     h.world.revoke(PROVIDER, revoked_at)
+    clock.advance(timedelta(seconds=1))
 
     status, after = exchange(h, 1)
     assert status == "open"  # the provider's answer never got past NWS
@@ -111,12 +138,12 @@ def test_revocation_mid_run_refuses_later_messages_and_keeps_earlier_ones_verifi
     assert later["refusal"]["component"] == NWS and later["refusal"]["control_id"] == "NET-003"
 
     nws = h.world.component(NWS).security
-    now = now_jst()
+    now = clock.advance()
     # From the log: the earlier answer arrived before the revocation, so it still verifies …
     assert nws.verify_logged(earlier["wire"], earlier_at, now).id == earlier["id"]
     # … the later one was signed after it, and is refused with the revocation code.
     with pytest.raises(Refusal) as refused:
-        nws.verify_logged(later["wire"], revoked_at + timedelta(milliseconds=1), now)
+        nws.verify_logged(later["wire"], later["at"], now)
     assert refused.value.code is RefusalCode.REVOKED_CERTIFICATE
     # The message's own issued_at must agree with the logged time: a day-old log entry does not vouch for it.
     with pytest.raises(Refusal) as mismatched:
@@ -128,7 +155,7 @@ def test_revocation_mid_run_refuses_later_messages_and_keeps_earlier_ones_verifi
     assert live.value.code is RefusalCode.REVOKED_CERTIFICATE
 
     # A renewed certificate after the revocation restores the exchange.
-    renew_party(h.world, PROVIDER, now_jst())
+    renew_party(h.world, PROVIDER, clock.advance())
     status, _hops = exchange(h, 2)
     assert status == "provided"
 
