@@ -1,9 +1,8 @@
-"""The business-side 情報照会 desk (GYOMU-011): who may start an NWS 照会 from a business system, and its record.
+"""The business-side 情報照会・提供 desk (GYOMU-011): who may start an NWS 照会 or 提供, and its record.
 
-A business system that lets staff start a 照会 holds one of these: it checks the user's permission for the 事務
-against the system's own staff directory, refuses a row the municipality does not query, and appends
-{terminal, staff, resident, time, 操作内容} to an operation table no user can edit or delete (SQLite triggers).
-It must never send anything itself: the business system it belongs to does.
+A business system holding one checks the user's permission against its own staff directory, refuses a row the
+municipality does not query, and appends {terminal, staff, resident, time, 操作内容} to a table SQLite triggers keep
+append-only. It must never send anything itself: the business system it belongs to does.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """介護保険システム (倉敷市, 004): 資格, 認定 and 賦課 records held to the 別添1 items, joined only to configured feeds.
 
-It composes the municipality's generic 介護保険 BusinessSystem (宛名 link, 副本 of 介護保険関係情報, NWS 照会 under
-rows 93 and 94) and adds the file itself: window forms with fixed field sets and writes of 別添1 items only
-(GYOMU-002), links only to the datasets the 入手元 list names (GYOMU-012, e.g. 住民税 for the 保険料段階), and the
-outbound 国保連 interface (the 伝送 outbox) that carries only the 別添1 <国保連> items. It must never store an attribute outside 別添1,
-and never join a dataset it is not configured for.
+It composes the generic 介護保険 BusinessSystem (宛名 link, 副本, 照会 under rows 93/94) and adds the file itself
+(GYOMU-002), the configured links and the 国保連 伝送 outbox (GYOMU-012). It must never store an attribute outside
+別添1, never join a dataset it is not configured for, and never queue for the 国保連 more than its 別添1 items.
 """
 
 from __future__ import annotations

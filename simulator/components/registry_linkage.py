@@ -1,9 +1,8 @@
-"""既存住基's 情報照会・提供 function (桑名市 000, 飯塚市 003): staff-started 提供 with permission and a record.
+"""既存住基's 情報照会・提供 function (桑名市 000, 飯塚市 003): a staff-started 提供 with permission and a record.
 
-In these worlds the 既存住基 provides 住民票関係情報; the 提供 action its operator starts is the registration of a
-resident's 副本 for 提供 through the 宛名 system. This front checks the operator's permission and appends
-{terminal, staff, resident, time, 操作内容} to a table no user can edit (GYOMU-011), then asks the 既存住基 to
-publish. It must never publish without the permission check, nor write the registry's own tables.
+The 提供 action modelled is registering a resident's 副本 for 提供: the operator needs the permission, and
+{terminal, staff, resident, time, 操作内容} is appended to a table no user can edit (GYOMU-011). It must never
+publish without the permission check, nor write the registry's own tables.
 """
 
 from __future__ import annotations

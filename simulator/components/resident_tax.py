@@ -1,11 +1,8 @@
-"""住民税システム (つくば市, 001): 課税資料の受付, 賦課 with 読み合わせ, 職権修正, 照会 and non-NWS disclosure requests.
+"""住民税システム (つくば市, 001): 課税資料の受付, 賦課 with 読み合わせ, 職権修正, 照会, 扶養照会 and non-NWS requests.
 
-It composes the municipality's generic 税務 BusinessSystem, which keeps the 宛名 link and publishes the 副本 of
-住民税関係情報 and sends NWS 照会; this system adds what the seed says happens before that: records arrive only on a
-declared channel to a fixed schema (GYOMU-001/002/004/010), are attached to a taxpayer only after the 個人番号 or the
-基本4情報 match (GYOMU-005/006), a 賦課 is final only after a second person's read-back (GYOMU-013), and tax data leaves
-only for a 照会's minimal fields (GYOMU-008) or a request citing a basis that requires disclosure (GYOMU-009). It must
-never offer an operation that fetches a named person's data from outside, and never edit a record except by 職権修正.
+It composes the generic 税務 BusinessSystem (宛名 link, 副本, NWS 照会) and adds the controls the seed states before
+that (GYOMU-001..010, 013). It must never offer an operation that fetches a named person's data from outside, never
+edit a collected record except by 職権修正, and never answer a non-NWS request without a basis for disclosure.
 """
 
 from __future__ import annotations

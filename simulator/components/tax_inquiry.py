@@ -1,10 +1,8 @@
 """他市町村からの扶養照会への回答 (GYOMU-003): a municipality's 税務 desk answering another city's dependant check.
 
-An inquiry is answered only when it names the asking city's 扶養者, the 被扶養者 and their relationship; the answer
-is the dependant's taxable income from this municipality's 税務 records (or that none is held), sealed to the asker.
-The channel is not stated in the seed (F-31); the model carries it over LGWAN as a signed message. This desk must
-never answer an incomplete inquiry, never search by anything but the dependant's name and birth date, and never
-write the 税務 records.
+It answers only an inquiry naming the 扶養者, the 被扶養者 and their relationship, with the dependant's taxable
+income from its own 税務 records, sealed to the asker (a signed LGWAN message: the seed states no channel, F-31).
+It must never answer an incomplete inquiry, search by anything but name and birth date, or write 税務 records.
 """
 
 from __future__ import annotations
