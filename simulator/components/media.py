@@ -181,7 +181,7 @@ _DDL = """
 CREATE TABLE IF NOT EXISTS media_exports (
     export_id TEXT PRIMARY KEY, at TEXT NOT NULL, user_id TEXT NOT NULL, witness TEXT, file TEXT NOT NULL,
     records INTEGER NOT NULL, medium_id TEXT NOT NULL, destination TEXT NOT NULL, encryption TEXT NOT NULL,
-    sha256 TEXT NOT NULL, audit_seq INTEGER);
+    sha256 TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS media_contents (export_id TEXT PRIMARY KEY, package BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS media_designated (medium_id TEXT PRIMARY KEY, registered_at TEXT);
 CREATE TABLE IF NOT EXISTS media_usage_register (
@@ -295,11 +295,9 @@ class MediaControl(Component):
             self._live(session)
             if file not in _FILES:
                 raise InputError("file", f"unknown file {file!r}; known: {', '.join(sorted(_FILES))}")
-            rows = [
-                dict(zip([d[0] for d in cur.description], r, strict=True))
-                for cur in [self.conn.execute(_FILES[file])]
-                for r in cur.fetchall()
-            ]
+            cursor = self.conn.execute(_FILES[file])
+            columns = [d[0] for d in cursor.description]
+            rows = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
             self._check_copy(result, session, now, file)
             self._check_witness(result, session, witness, now)
             if destination == "medium":  # the 使用管理簿 governs copies to external media, not hand-overs by line
@@ -340,10 +338,10 @@ class MediaControl(Component):
             # medium's contents: a write without its record cannot be committed.
             self.audit.append(at=now.isoformat(), kind="media.export", data=record)
             self.conn.execute(
-                "INSERT INTO media_exports VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO media_exports VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     export_id, now.isoformat(), session.user_id, record["witness"], file, len(rows),
-                    medium_id or "", destination, encryption, digest, None,
+                    medium_id or "", destination, encryption, digest,
                 ),
             )
             self.conn.execute("INSERT INTO media_contents VALUES (?, ?)", (export_id, package))
