@@ -412,6 +412,27 @@ def test_the_captured_flow_is_complete(hostile: Hostile) -> None:
     assert "nws.provision_request" in types and any(c.envelope.get("sealed") for c in hostile.captured)
 
 
+@pytest.mark.xfail(strict=True, reason="simulator/drivers/service.py keeps the first verdict per message id "
+                   "(INSERT OR IGNORE), also a forgery's: the genuine message's redelivery is then answered "
+                   "ReplayedMessage instead of its kept verdict")
+def test_a_forgery_does_not_take_the_inbox_verdict_of_the_genuine_message(hostile: Hostile) -> None:
+    h = hostile
+    api = h.harness.client("kurashiki")
+    api.post("/ltc/queries", json=query_body(h.harness.population.movers[3]["ltc_atena_number"]))
+    item = next(i for i in h.harness.contexts["kurashiki"].driver.pending() if i.recipient.startswith("platform."))
+    service = h.harness.topology.service_of(item.recipient)
+    assert service is not None
+    parts = item.wire.split(".")
+    envelope = {**json.loads(unb64u(parts[1])), "body": {"forged": True}}
+    forged = ".".join([parts[0], b64u(_payload(envelope)), parts[2]])  # same id, someone else's body
+    h.clock.now += timedelta(milliseconds=50)
+    assert h.harness.post_message(service.name, forged, item.sender).status_code == 403
+    h.harness.contexts["kurashiki"].driver.delivered([item.seq])
+    assert h.harness.post_message(service.name, item.wire, item.sender).status_code == 202
+    again = h.harness.post_message(service.name, item.wire, item.sender)  # its answer was lost: sent again
+    assert again.status_code == 202 and again.json()["duplicate"], again.text
+
+
 def test_the_world_still_works_after_the_mutations(hostile: Hostile) -> None:
     """Nothing the mutations did (they ran first, in this module's world) stopped the next real exchange."""
     h = hostile
