@@ -149,10 +149,20 @@ class EApplicationService(Component):
 
     def submit(self, signed: dict[str, Any], now: datetime) -> Result:
         """The applicant sends a signed form: it must be one procedure's fixed fields, the number from the chip."""
-        application = dict(signed["application"])
-        municipality, procedure = str(application["municipality"]), str(application["procedure"])
+        raw = signed.get("application")
+        application: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
+        municipality, procedure = str(application.get("municipality", "")), str(application.get("procedure", ""))
 
         def act(result: Result) -> None:
+            missing = [k for k in ("serial", "municipality", "procedure", "fields") if k not in application]
+            if missing or not isinstance(application.get("fields"), dict) or not {"signature", "chain"} <= set(signed):
+                raise self.refuse(
+                    RefusalCode.FIELD_MISSING,
+                    "EAPP-003",
+                    f"申請データの形式が正しくありません（不足: {', '.join(missing) or 'fields/signature'}）",
+                    f"the submission is malformed (missing: {missing or ['fields or signature']})",
+                    field=(missing or ["fields"])[0],
+                )
             rules, form = self._form(municipality, procedure)
             extra = sorted(set(application["fields"]) - set(form.fields))
             if extra:
@@ -340,10 +350,20 @@ class EApplication(Component):
     def _receive(
         self, result: Result, trust: TrustStore, signed: dict[str, Any], now: datetime, correlation: str | None
     ) -> None:
-        application = dict(signed["application"])
-        serial = str(application["serial"])
+        application = dict(signed.get("application") or {})
+        serial = str(application.get("serial") or uuid.uuid4().hex[:16])
         try:
-            resident_code = self._verify(result, trust, signed, now, correlation)
+            try:
+                resident_code = self._verify(result, trust, signed, now, correlation)
+            except (KeyError, TypeError, ValueError) as err:
+                # A signature, chain or form that does not even parse is no valid signature either.
+                raise self.refuse(
+                    RefusalCode.MALFORMED_MESSAGE,
+                    "EAPP-001",
+                    f"署名付き申請データを解釈できません（{type(err).__name__}）",
+                    f"the signed application does not parse ({type(err).__name__})",
+                    field="signature",
+                ) from None
         except Refusal as refusal:
             # The payload is dropped; only the serial and the reason are kept, to tell the applicant to reapply.
             self.conn.execute(

@@ -178,3 +178,25 @@ def test_without_a_claimed_erasure_the_terminal_keeps_copies_but_nothing_is_move
     assert len(first.value) == 1 and again.value == [] and again.refusal is None
     assert len(w.e_app.terminal_files()) == 1
     assert "EAPP-006" not in {d.control_id for d in first.decisions}
+
+
+def test_a_malformed_submission_is_refused_and_names_the_field(eapp_world: EappWorld) -> None:
+    w = eapp_world
+    person = w.residents[0]
+    signed = sign_application(_card(w, person), _form(w, person))
+    broken = {**signed, "application": {k: v for k, v in signed["application"].items() if k != "serial"}}
+    refused = _submit(w, broken)
+    assert refused.refusal is not None and refused.refusal.field == "serial"
+    unsigned = {k: v for k, v in signed.items() if k != "signature"}
+    assert _submit(w, unsigned).refusal is not None
+    assert _submit(w, {}).refusal is not None
+
+
+def test_a_signature_that_does_not_parse_is_dropped_not_raised(eapp_world: EappWorld) -> None:
+    w = eapp_world
+    person = w.residents[0]
+    signed = sign_application(_card(w, person), _form(w, person))
+    _submit(w, {**signed, "signature": "***not base64***", "chain": ["AAAA"]})
+    seen = _ids(_fetch(w))
+    assert ("EAPP-001", "deny", "Security.MalformedMessage") in seen
+    assert w.e_app.terminal_files() == []
