@@ -350,7 +350,7 @@ class BackupCenter(Component):
                 "the backup arrived unencrypted",
                 field="sealed",
             )
-        rows = self.security.unseal(env.sealed)["rows"]
+        rows = list(self.security.unseal(env.sealed).get("rows") or [])
         name = str(env.body.get("name") or env.id)
         nonce = secrets.token_bytes(12)
         plain = json.dumps(rows, ensure_ascii=False, sort_keys=True).encode()

@@ -343,7 +343,7 @@ class EApplication(Component):
             )
         result = Result()
         trust = self.jpki.trust(now)
-        for signed in self.security.unseal(env.sealed)["applications"]:
+        for signed in self.security.unseal(env.sealed).get("applications") or []:
             self._receive(result, trust, signed, now, env.correlation_id)
         return result
 
