@@ -28,6 +28,9 @@ class AuditReport:
     missing_records: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)  # a permit provided, relayed or answered more than once
     staged: dict[str, int] = field(default_factory=dict)  # file → messages still in its outbox (in flight)
+    # Queries a requester sent that NWS recorded neither as mediated nor as refused: still in flight, or refused by
+    # NWS before its permission check (e.g. a bad signature). Reported, not a failure: such a refusal is legitimate.
+    unrecorded_at_nws: list[str] = field(default_factory=list)
     provisions: int = 0  # provisions recorded by the provider (provision.sent)
     complete_provisions: int = 0  # … of which NWS relayed and the requester recorded the answer
 
@@ -47,7 +50,8 @@ class AuditReport:
         """The cross-party figures in one line (what `jukisim audit verify` prints beside the per-file counts)."""
         staged = f"; {self.in_flight} messages still staged in outboxes (gaps may be in flight)" if self.in_flight else ""
         return (f"provisions: {self.provisions}, recorded by provider, NWS and requester: {self.complete_provisions};"
-                f" missing records: {len(self.missing_records)}; duplicates: {len(self.duplicates)}{staged}")
+                f" missing records: {len(self.missing_records)}; duplicates: {len(self.duplicates)};"
+                f" queries NWS has no record of: {len(self.unrecorded_at_nws)}{staged}")
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
@@ -62,6 +66,7 @@ def verify_directory(data_dir: Path) -> AuditReport:
     nws_permits: dict[str, tuple[str, str]] = {}
     provider_permits: set[str] = set()
     requester_queries: set[tuple[str, str]] = set()
+    nws_queries: set[tuple[str, str]] = set()
     sent: Counter[str] = Counter()  # permit → provider's provision.sent rows
     relayed: Counter[str] = Counter()  # permit → NWS provision.relayed rows with status provided
     answered: Counter[str] = Counter()  # permit → requester's query.answered rows with status provided
@@ -88,6 +93,8 @@ def verify_directory(data_dir: Path) -> AuditReport:
                             provider_permits.add(str(record.get("permit_id")))
                         elif kind == "query.sent":
                             requester_queries.add((str(record["requester"]), str(record["query_id"])))
+                        if kind in ("query.mediated", "query.refused") and "requester_linkage_code" in record:
+                            nws_queries.add((str(record.get("requester")), str(record.get("query_id"))))
                         if kind == "provision.sent":
                             sent[str(record.get("permit_id"))] += 1
                         elif kind == "provision.relayed" and record.get("status") == "provided":
@@ -125,5 +132,6 @@ def verify_directory(data_dir: Path) -> AuditReport:
     for (requester, query_id), count in sorted(answered_queries.items()):
         if count > 1:
             report.duplicates.append(f"query {query_id}: {requester} recorded {count} answers")
+    report.unrecorded_at_nws = [f"query {q} of {r}" for r, q in sorted(requester_queries - nws_queries)]
     report.provisions = sum(1 for n in sent.values() if n)
     return report

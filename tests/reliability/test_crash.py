@@ -39,4 +39,4 @@ def test_sigkill_at_random_moments_loses_no_exchange_and_no_record(world_dir: tu
     assert report.complete_provisions == report.provided
     audit = verify_directory(data)
     assert audit.ok, (audit.breaks, audit.missing_records, audit.duplicates)
-    assert audit.in_flight == 0
+    assert audit.in_flight == 0 and audit.unrecorded_at_nws == []

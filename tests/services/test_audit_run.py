@@ -23,7 +23,7 @@ def test_a_complete_run_is_ok_with_every_provision_at_three_parties(harness: Har
     report = verify_directory(harness.data_dir)
     assert report.ok, report.problems()
     assert report.provisions == report.complete_provisions == 2
-    assert report.in_flight == 0
+    assert report.in_flight == 0 and report.unrecorded_at_nws == []
     assert "recorded by provider, NWS and requester: 2" in report.summary()
 
 
@@ -32,6 +32,14 @@ def test_staged_messages_are_reported_as_in_flight(harness: Harness) -> None:
     harness.client("kurashiki").post("/ltc/queries", json=query_body(mover))
     report = verify_directory(harness.data_dir)
     assert report.in_flight == 1 and "still staged" in report.summary()
+    city = harness.contexts["kurashiki"].driver
+    for item in city.pending():  # 宛名 → 中間サーバー: the requester sends its 情報照会; NWS has not seen it yet
+        assert harness.post_message("platform.kurashiki", item.wire, item.sender).status_code == 202
+        city.delivered([item.seq])
+    report = verify_directory(harness.data_dir)
+    assert len(report.unrecorded_at_nws) == 1 and report.in_flight == 1
+    harness.pump()
+    assert verify_directory(harness.data_dir).unrecorded_at_nws == []
 
 
 def test_a_duplicate_provision_and_a_missing_relay_are_reported(harness: Harness) -> None:
