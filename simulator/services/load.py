@@ -221,7 +221,7 @@ def run_load(settings: LoadSettings, log: Callable[[str], None] = print) -> Load
     _read_stats(out / "locust_stats.csv", summary)
     report = verify_directory(data_dir)
     summary.evidence_ok = report.ok
-    summary.evidence_problems = [f"{f}: {b.describe()}" for f, b in report.breaks] + report.missing_records
+    summary.evidence_problems = report.problems()
     (out / "summary.json").write_text(json.dumps(summary.as_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
     (out / "summary.md").write_text(summary.markdown(), encoding="utf-8")
     return summary
