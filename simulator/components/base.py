@@ -138,7 +138,15 @@ class Component:
                     at=now.isoformat(),
                     kind="message.in",
                     correlation_id=envelope.correlation_id,
-                    data={"id": envelope.id, "type": envelope.type, "from": envelope.sender, "network": link.network},
+                    # The receiving party too: several components share one organisation's trail (LOG-008
+                    # reconciles what each hub passed on against what each receiver got).
+                    data={
+                        "id": envelope.id,
+                        "type": envelope.type,
+                        "from": envelope.sender,
+                        "to": self.party,
+                        "network": link.network,
+                    },
                 )
                 return handler(envelope, sender_cert, link, now)
         except Refusal as refusal:

@@ -43,14 +43,16 @@ CREATE TABLE IF NOT EXISTS service_outbox (
     staged_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS service_inbox (
-    message_id TEXT PRIMARY KEY,
+    -- Keyed by id and bytes: a forgery reusing a genuine id must not take the genuine message's kept verdict.
+    message_id TEXT NOT NULL,
     wire_sha256 TEXT NOT NULL,
     peer TEXT NOT NULL,
     recipient TEXT NOT NULL,
     status TEXT NOT NULL,
     refusal TEXT,
     received_at TEXT NOT NULL,
-    deliveries INTEGER NOT NULL DEFAULT 1
+    deliveries INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (message_id, wire_sha256)
 );
 CREATE TABLE IF NOT EXISTS service_requests (
     request_key TEXT PRIMARY KEY,
@@ -104,7 +106,10 @@ def peek(wire: str) -> dict[str, Any]:
     if len(parts) != 3:
         raise ValueError("not a compact JWS")
     payload = parts[1] + "=" * (-len(parts[1]) % 4)
-    data = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
+    try:
+        data = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
+    except RecursionError:  # JSON nested deeper than the parser's stack: hostile input, not a crash
+        raise ValueError("the payload nests too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("the payload is not a JSON object")
     return data
@@ -307,7 +312,10 @@ class ServiceDriver:
         if row is None:
             return None
         with transaction(self.conn):
-            self.conn.execute("UPDATE service_inbox SET deliveries = deliveries + 1 WHERE message_id = ?", (message_id,))
+            self.conn.execute(
+                "UPDATE service_inbox SET deliveries = deliveries + 1 WHERE message_id = ? AND wire_sha256 = ?",
+                (message_id, digest),
+            )
         result = Result(refusal=_refusal_of(row[1]) if row[1] else None)
         return Receipt(row[0], result, message_id=message_id, duplicate=True)
 

@@ -246,8 +246,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         try:
             receipt = await ctx.run(lambda: ctx.driver.receive(wire, peer))
         except RecursionError:
-            # JSON nested deeper than the parser's stack (found by the hostile-input tests in the routing peek):
-            # refused as malformed; the step, if one had begun, was rolled back by its transaction.
+            # Last guard: the routing peek and the envelope parser refuse deep nesting themselves; anything deeper
+            # still is refused as malformed, and a step that had begun was rolled back by its transaction.
             return JSONResponse({"status": "refused", "refusal": {
                 "code": "Security.MalformedMessage", "field": "wire", "reason_ja": "電文のJSONの入れ子が深すぎます",
                 "reason_en": "the message nests JSON too deeply"}}, status_code=http_status("Security.MalformedMessage"))

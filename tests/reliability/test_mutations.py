@@ -412,9 +412,6 @@ def test_the_captured_flow_is_complete(hostile: Hostile) -> None:
     assert "nws.provision_request" in types and any(c.envelope.get("sealed") for c in hostile.captured)
 
 
-@pytest.mark.xfail(strict=True, reason="simulator/drivers/service.py keeps the first verdict per message id "
-                   "(INSERT OR IGNORE), also a forgery's: the genuine message's redelivery is then answered "
-                   "ReplayedMessage instead of its kept verdict")
 def test_a_forgery_does_not_take_the_inbox_verdict_of_the_genuine_message(hostile: Hostile) -> None:
     h = hostile
     api = h.harness.client("kurashiki")
