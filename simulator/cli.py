@@ -14,6 +14,7 @@ from rich.console import Console
 
 from simulator.controls.cli import app as controls_app
 from simulator.i18n import Lang
+from simulator.services.cli import chaos as services_chaos
 from simulator.services.cli import load as services_load
 from simulator.services.cli import serve as services_serve
 from simulator.simulation.cli import simulate_command
@@ -36,6 +37,7 @@ app.command("explain")(explain_command)
 app.command("simulate")(simulate_command)
 app.command("serve")(services_serve)
 app.command("load")(services_load)
+app.command("chaos")(services_chaos)
 app.add_typer(trace_app, name="trace", help="実行の記録（トレース） / traces of runs")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +97,9 @@ def audit_verify(
         console.print(f"[red]{file}: {chain_break.describe()}[/]")
     for missing in report.missing_records:
         console.print(f"[red]{missing}[/]")
+    for duplicate in report.duplicates:
+        console.print(f"[red]{duplicate}[/]")
+    console.print(report.summary())
     if report.ok:
         console.print(
             "[green]"
