@@ -1,10 +1,8 @@
 """ガバメントクラウド, the 基幹系ファイルサーバ in the operator's DC, and the J-LIS クラウド型バックアップセンター.
 
-The cloud tenant keeps its data and backups in the profile's domestic sites, the backup never in the production
-centre (CLOUD-001); neither the state nor the provider reads tenant data, the environment has no internet route and
-repeated denials raise a monitoring alert (CLOUD-002). The network operator never reaches the 特定個人情報 area of
-the file server (CLOUD-003). Backups travel only over IP-VPN, sealed, and rest AES-256-GCM encrypted (CLOUD-004).
-It must never store a backup in clear, nor place data outside the residency the profile states.
+Domestic sites with the backup apart from production (CLOUD-001); no provider or state reads, no internet route,
+alerts on repeated denials (CLOUD-002); the network operator kept out of the 特定個人情報 area (CLOUD-003); backups
+over IP-VPN, sealed, stored encrypted (CLOUD-004). It must never store a backup in clear or data abroad.
 """
 
 from __future__ import annotations

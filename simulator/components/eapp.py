@@ -1,10 +1,8 @@
 """マイナポータル申請管理: 署名用電子証明書 (JPKI), サービス検索・電子申請機能, and the city's 申請管理システム.
 
-An applicant signs the form with the card's 署名用電子証明書 (EAPP-001; the 個人番号 comes from the chip, EAPP-002);
-the service keeps only the fields of the chosen form (EAPP-003); the city's LGWAN terminal fetches over LGWAN and
-receives the applications sealed to it (EAPP-005), verifies each signature, moves them into the 基幹 side
-converting the serial number to a 宛名番号 (EAPP-004), erases the terminal copy (EAPP-006) and keeps versions
-(EAPP-007). It must never accept an unverified application, join other systems' data, or push unasked.
+Forms are card-signed (EAPP-001) with the 個人番号 from the chip (EAPP-002) and fixed fields (EAPP-003); the city
+fetches them over LGWAN sealed to it (EAPP-005), links them only by the 宛名番号 (EAPP-004), empties the terminal
+(EAPP-006) and keeps versions (EAPP-007). It must never accept an unverified application, join, or push unasked.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """外部SaaS of one city: AI-OCR (LGWAN-ASP型) and 窓口DXSaaS with its staging on the 連携基盤.
 
-AI-OCR keeps images and recognised text only in its DB server, for at most the profile's retention days, lets staff
-delete them, never exports them as training data (SAAS-001), and is reached only from the chosen terminal segments
-inside the LGWAN-ASP closed network (SAAS-002). The 窓口DXSaaS opens only to staff holding 基幹 rights, authenticated by
-the 基幹 rules (SAAS-003), talks only to registered endpoints (SAAS-004) and erases staged data once linked (SAAS-005).
-It must never keep OCR data past its retention, nor let the DXSaaS reach an unregistered host.
+AI-OCR: retention, staff deletion, no training use (SAAS-001), reached only from chosen terminals inside the closed
+network (SAAS-002). 窓口DXSaaS: 基幹 rights and authentication (SAAS-003), registered endpoints only (SAAS-004),
+staging erased once linked (SAAS-005). It must never keep OCR data past retention nor reach an unregistered host.
 """
 
 from __future__ import annotations

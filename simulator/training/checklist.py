@@ -1,9 +1,8 @@
 """`jukisim explain checklist`: the organisational and physical controls as items a person must examine.
 
-Simulation cannot verify a locked server room or a signed contract, so every ORG and PHY entry of the catalogue is
-listed per profile with its claim, its citation in that municipality's assessment and the evidence to examine,
-placed at the stage of the linkage path where its related technical controls fire (the flows that pass there are
-named, to run with `jukisim explain FLOW`). This module must never mark an item as passed or verified.
+Every ORG and PHY entry a profile claims, with its claim, that municipality's citation and the evidence to examine,
+placed at the stage of the linkage path where its related technical controls fire (with the flows that pass there).
+Simulation cannot verify these: this module must never mark an item as passed or verified.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Step kinds for 電子申請, 外部SaaS and ガバメントクラウド (EAPP-001..007, SAAS-001..005, CLOUD-001..004).
 
-Each step acts through a component's own command, or as a misconfigured system sending a message signed with
-that system's real key over the wrong network; the applicant's client signs with the card's real key, and a
-tampering step alters the form only after it was signed. Steps decide nothing and never write a store.
-The municipality defaults to the profile's own (`municipality:` names another).
+Each acts through a component's command, or as a misconfigured system sending its real signed message over the
+wrong network; the applicant's client signs with the card's real key, and tampering happens only after signing.
+Steps decide nothing and never write a store. The municipality defaults to the profile's own.
 """
 
 from __future__ import annotations
