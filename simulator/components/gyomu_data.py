@@ -11,10 +11,9 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from simulator.errors import InputError
+from simulator.model.area_data import DATA_DIR, Cited, load_area_file
 
 __all__ = [
     "DATA_FILE",
@@ -26,27 +25,16 @@ __all__ = [
     "load_business_data",
 ]
 
-DATA_FILE = Path(__file__).resolve().parents[2] / "scenarios" / "data" / "gyomu.yaml"
+DATA_FILE = DATA_DIR / "gyomu.yaml"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Source(_Strict):
-    seed: str = Field(pattern=r"^\d{3}_[0-9a-f]{16}\.txt$")
-    lines: tuple[int, int]
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Source:
-        if self.lines[0] < 1 or self.lines[1] < self.lines[0]:
-            raise ValueError("lines must be [first, last] with 1 <= first <= last")
-        return self
-
-
 class Channel(_Strict):
     name_ja: str
-    source: Source
+    source: Cited
     restricted: bool = False  # only from the restricted environment (GYOMU-010)
 
 
@@ -55,7 +43,7 @@ class RecordKind(_Strict):
     channels: tuple[str, ...] = Field(min_length=1)
     payer_report: bool = False  # a 支払報告書 from an employer or 年金保険者 (GYOMU-004)
     fields: tuple[str, ...] = Field(min_length=1)
-    source: Source
+    source: Cited
     inferred: bool = False
     basis: str | None = None
 
@@ -63,7 +51,7 @@ class RecordKind(_Strict):
 class Environment(_Strict):
     terminals: tuple[str, ...] = Field(min_length=1)
     segment: str
-    source: Source
+    source: Cited
     inferred: bool = False
     basis: str | None = None
 
@@ -85,14 +73,14 @@ class Staff(_Strict):
 
 class ResidentTaxData(_Strict):
     name_ja: str
-    source: Source
+    source: Cited
     channels: dict[str, Channel]
     record_kinds: dict[str, RecordKind]
     restricted_environment: Environment
     disclosure_bases: tuple[LegalBasis, ...]
-    disclosure_source: Source
+    disclosure_source: Cited
     staff: tuple[Staff, ...]
-    staff_source: Source
+    staff_source: Cited
 
     @model_validator(mode="after")
     def _channels_known(self) -> ResidentTaxData:
@@ -105,38 +93,38 @@ class ResidentTaxData(_Strict):
 
 class Dataset(_Strict):
     name_ja: str
-    source: Source
+    source: Cited
 
 
 class WindowForm(_Strict):
     name_ja: str
     section: str
     fields: tuple[str, ...] = Field(min_length=1)
-    source: Source
+    source: Cited
     inferred: bool = False
     basis: str | None = None
 
 
 class Section(_Strict):
     name_ja: str
-    source: Source
+    source: Cited
     items: tuple[str, ...] = Field(min_length=1)
 
 
 class Kokuhoren(_Strict):
     name_ja: str
     section: str
-    source: Source
+    source: Cited
 
 
 class LtcData(_Strict):
     name_ja: str
-    source: Source
+    source: Cited
     linked_datasets: dict[str, Dataset]
     window_forms: dict[str, WindowForm]
     kokuhoren: Kokuhoren
     staff: tuple[Staff, ...]
-    staff_source: Source
+    staff_source: Cited
     beppyo_1: dict[str, Section]
 
     @model_validator(mode="after")
@@ -160,7 +148,7 @@ class RegistryLinkageData(_Strict):
     """既存住基's 情報照会・提供 function: who may start it, and that each action is recorded (GYOMU-011)."""
 
     name_ja: str
-    sources: tuple[Source, ...] = Field(min_length=1)
+    sources: tuple[Cited, ...] = Field(min_length=1)
     staff: tuple[Staff, ...] = Field(min_length=1)
 
 
@@ -171,19 +159,8 @@ class BusinessData(_Strict):
 
 
 def load_business_data(path: Path = DATA_FILE) -> dict[str, BusinessData]:
-    """Every profile's business-system data; a bad file raises InputError naming the field and the rule."""
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(raw, dict):
-        raise InputError(str(path), "must be a mapping of profile key to business-system data")
-    out: dict[str, BusinessData] = {}
-    for key, value in raw.items():
-        try:
-            out[str(key)] = BusinessData.model_validate(value)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InputError(f"{key}.{where}", first["msg"]) from None
-    return out
+    """Every profile's business-system data; a bad file raises InputError naming file:line, the field and the rule."""
+    return load_area_file(path, BusinessData)
 
 
 @cache

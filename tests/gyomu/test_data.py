@@ -1,7 +1,8 @@
-"""scenarios/data/gyomu.yaml: loads, cites seeds, and bad input names the field and the rule."""
+"""scenarios/data/gyomu.yaml: loads, cites seeds, and bad input names file:line, the field and the rule."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def test_an_unknown_key_is_refused_naming_it(tmp_path: Path) -> None:
     path = _write(tmp_path, lambda d: d["tsukuba"]["resident_tax"].update({"colour": "blue"}))
     with pytest.raises(InputError) as exc:
         load_business_data(path)
-    assert exc.value.field == "tsukuba.resident_tax.colour"
+    assert re.fullmatch(r"gyomu\.yaml:\d+ tsukuba\.resident_tax\.colour", exc.value.field), exc.value.field
     assert "extra" in exc.value.rule.lower()
 
 
