@@ -7,14 +7,12 @@ municipality of the world. It must never invent a part the profile does not clai
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from simulator.errors import InputError
+from simulator.model.area_data import DATA_DIR, Cited, load_area_file
 
 if TYPE_CHECKING:
     from simulator.world import World
@@ -23,7 +21,6 @@ __all__ = [
     "AiOcrRules",
     "AreaRules",
     "BackupCenterRules",
-    "Cited",
     "CounterSaasRules",
     "EApplicationRules",
     "FileServerRules",
@@ -33,32 +30,6 @@ __all__ = [
     "data_path",
     "install",
 ]
-
-_SEED = r"^\d{3}_[0-9a-f]{16}\.txt$"
-
-
-class Cited(BaseModel):
-    """A fact with the seed lines it comes from; an inferred value says why it had to be inferred."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    seed: str = Field(pattern=_SEED)
-    lines: tuple[int, int]
-    inferred: bool = False
-    reason: str | None = None
-
-    @field_validator("lines")
-    @classmethod
-    def _ordered(cls, v: tuple[int, int]) -> tuple[int, int]:
-        if v[0] < 1 or v[1] < v[0]:
-            raise ValueError(f"lines {list(v)} must be [first, last] with 1 <= first <= last")
-        return v
-
-    @model_validator(mode="after")
-    def _reasoned(self) -> Cited:
-        if self.inferred and not (self.reason or "").strip():
-            raise ValueError("an inferred value needs a reason (why the seed is silent and where the value comes from)")
-        return self
 
 
 class Procedure(Cited):
@@ -179,27 +150,12 @@ class AreaRules(BaseModel):
 
 
 def data_path() -> Path:
-    return Path(__file__).resolve().parents[2] / "scenarios" / "data" / "eapp_saas_cloud.yaml"
-
-
-@cache
-def _read(path: Path) -> dict[str, Any]:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(raw, dict):
-        raise InputError(path.name, "must be a mapping of profile key to rules")
-    return raw
+    return DATA_DIR / "eapp_saas_cloud.yaml"
 
 
 def area_rules(profile: str, path: Path | None = None) -> AreaRules:
     """One profile's entry, validated; a profile without an entry claims none of these parts."""
-    source = path or data_path()
-    entry = _read(source).get(profile)
-    try:
-        return AreaRules.model_validate(entry or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in ("eapp_saas_cloud", profile, *first["loc"]))
-        raise InputError(where, first["msg"]) from None
+    return load_area_file(path or data_path(), AreaRules).get(profile, AreaRules())
 
 
 def install(world: World) -> None:

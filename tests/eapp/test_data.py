@@ -86,7 +86,7 @@ BASE = data_path().read_text(encoding="utf-8")
         ),
         (
             ("fields: [name, birth_date, address, my_number, income", "fields: [address, my_number, income"),
-            "e_application.procedures.0",
+            "e_application.procedures[0]",
         ),
     ],
 )
@@ -96,7 +96,9 @@ def test_bad_entries_name_the_field_and_the_rule(tmp_path: Path, change: tuple[s
     path = _write(tmp_path, BASE.replace(old, new, 1))
     with pytest.raises(InputError) as err:
         area_rules("tsukuba", path)
-    assert err.value.field.startswith(f"eapp_saas_cloud.tsukuba.{field}")
+    where, _, dotted = err.value.field.partition(" ")
+    assert where.startswith("data.yaml:") and where.removeprefix("data.yaml:").isdigit()
+    assert dotted.startswith(f"tsukuba.{field}")
     assert err.value.rule
 
 
