@@ -25,11 +25,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.components.base import Component, Directory, Result
-from simulator.components.media import Cited, MediaControl, MediaRules, _scrypt_key, load_area_data, media_rules
+from simulator.components.media import MediaControl, MediaRules, _scrypt_key, load_area_data, media_rules
 from simulator.components.staff import StaffDirectory, StaffSession
 from simulator.controls.decision import Outcome
 from simulator.crypto.envelope import MessageSecurity
 from simulator.errors import InputError, RefusalCode
+from simulator.model.area_data import Cited
 from simulator.profiles import Contractor, load_profile
 
 if TYPE_CHECKING:
@@ -60,8 +61,7 @@ class ContractorRules(BaseModel):
 
 
 def contractor_rules(profile: str) -> ContractorRules:
-    rules: ContractorRules = load_area_data("itaku", ContractorRules, profile)
-    return rules
+    return load_area_data("itaku", ContractorRules, profile)
 
 
 @dataclass(frozen=True)

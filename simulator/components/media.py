@@ -15,19 +15,18 @@ import secrets
 import sqlite3
 import uuid
 from datetime import datetime, timedelta
-from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-import yaml
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.components.base import Component, Directory, Result
 from simulator.components.staff import StaffDirectory, StaffSession
 from simulator.crypto.envelope import MessageSecurity
 from simulator.errors import InputError, RefusalCode
+from simulator.model.area_data import DATA_DIR, Cited, load_area_file
 
 __all__ = [
     "Cited",
@@ -39,32 +38,7 @@ __all__ = [
     "seal_package",
 ]
 
-_SEED = r"^\d{3}_[0-9a-f]{16}\.txt$"
-
-
-class Cited(BaseModel):
-    """A fact of a profile with the seed lines it comes from; an inferred value says why it had to be inferred."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    seed: str = Field(pattern=_SEED)
-    lines: tuple[int, int]
-    inferred: bool = False
-    reason: str | None = None
-
-    @field_validator("lines")
-    @classmethod
-    def _ordered(cls, v: tuple[int, int]) -> tuple[int, int]:
-        if v[0] < 1 or v[1] < v[0]:
-            raise ValueError(f"lines {list(v)} must be [first, last] with 1 <= first <= last")
-        return v
-
-    @model_validator(mode="after")
-    def _reasoned(self) -> Cited:
-        if self.inferred and not (self.reason or "").strip():
-            raise ValueError("an inferred value needs a reason (why the seed is silent and where the value comes from)")
-        return self
-
+M = TypeVar("M", bound=BaseModel)
 
 class CopyRule(Cited):
     staff_admin_only: bool  # only holders of the admin privilege may copy (000, 001, 003)
@@ -109,36 +83,18 @@ class MediaRules(BaseModel):
     cs_media_encryption: CsEncryptionRule | None = None
 
 
-def _data_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "scenarios" / "data"
-
-
-def load_area_data(name: str, model: type[BaseModel], profile: str, path: Path | None = None) -> Any:
-    """One profile's entry of scenarios/data/<name>.yaml (or ``path``), validated; a bad entry names its field
-    and rule."""
-    path = path or _data_dir() / f"{name}.yaml"
-    data = _read(path)
-    if profile not in data:
-        raise InputError(f"{name}.{profile}", f"{path.name} has no entry for profile {profile!r}")
-    try:
-        return model.model_validate(data[profile] or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in (name, profile, *first["loc"]))
-        raise InputError(where, first["msg"]) from None
-
-
-@cache
-def _read(path: Path) -> dict[str, Any]:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(raw, dict):
-        raise InputError(path.name, "must be a mapping of profile key to rules")
-    return raw
+def load_area_data(name: str, model: type[M], profile: str, path: Path | None = None) -> M:
+    """One profile's entry of scenarios/data/<name>.yaml (or ``path``), validated by the shared area-data loader; a
+    bad entry names its ``file:line field`` and rule."""
+    source = path or DATA_DIR / f"{name}.yaml"
+    entries = load_area_file(source, model)
+    if profile not in entries:
+        raise InputError(f"{name}.{profile}", f"{source.name} has no entry for profile {profile!r}")
+    return entries[profile]
 
 
 def media_rules(profile: str) -> MediaRules:
-    rules: MediaRules = load_area_data("media", MediaRules, profile)
-    return rules
+    return load_area_data("media", MediaRules, profile)
 
 
 # -- packages: what a medium or a hand-over really holds --------------------------------------------------------

@@ -12,13 +12,11 @@ import sqlite3
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from cryptography import x509
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.components.base import Component, Directory, Result
 from simulator.components.staff import StaffSession
@@ -26,6 +24,7 @@ from simulator.controls.decision import Outcome
 from simulator.crypto.envelope import MessageSecurity
 from simulator.crypto.pki import TrustStore, fingerprint, party_id_of
 from simulator.errors import InputError, Refusal, RefusalCode
+from simulator.model.area_data import DATA_DIR, load_area_file
 from simulator.store.db import transaction
 
 if TYPE_CHECKING:
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DATA_PATH", "EICAR", "MunicipalityNetwork", "Network", "install", "load_network_data"]
 
-DATA_PATH = Path(__file__).resolve().parents[2] / "scenarios" / "data" / "network.yaml"
+DATA_PATH = DATA_DIR / "network.yaml"
 #: The industry's anti-malware test string: every scanner detects it, and it harms nothing (NET-005).
 EICAR = "EICAR-STANDARD-ANTIVIRUS-TEST-FILE"
 
@@ -169,26 +168,9 @@ class MunicipalityNetwork(_Model):
 
 
 def load_network_data(path: Path | None = None) -> dict[str, MunicipalityNetwork]:
-    """Every profile's network data, keyed by profile key; a bad file names the profile, field and rule."""
-    return dict(_load(path or DATA_PATH))
-
-
-@cache
-def _load(path: Path) -> tuple[tuple[str, MunicipalityNetwork], ...]:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(raw, dict):
-        raise InputError(str(path), "must be a mapping of profile keys")
-    out = []
-    for key, value in raw.items():
-        if str(key).startswith("_"):
-            continue  # anchors shared by the profiles
-        try:
-            out.append((str(key), MunicipalityNetwork.model_validate(value)))
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InputError(f"{key}.{where}", first["msg"]) from None
-    return tuple(out)
+    """Every profile's network data, keyed by profile key; a bad file names ``file:line``, the profile's field and
+    the rule (the shared area-data loader)."""
+    return load_area_file(path or DATA_PATH, MunicipalityNetwork)
 
 
 # -- the component ----------------------------------------------------------------------------------------

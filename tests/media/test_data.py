@@ -56,7 +56,7 @@ def test_unknown_field_is_named(tmp_path: Path) -> None:
     path = _write(tmp_path, "kuwana:\n  witnes: {seed: 000_b81c60476033af2d.txt, lines: [329, 329]}\n")
     with pytest.raises(InputError) as info:
         load_area_data("media", MediaRules, "kuwana", path)
-    assert info.value.field == "media.kuwana.witnes"
+    assert info.value.field == "media.yaml:2 kuwana.witnes"
 
 
 def test_inferred_needs_a_reason(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_inferred_needs_a_reason(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError) as info:
         load_area_data("media", MediaRules, "kuwana", path)
-    assert info.value.field == "media.kuwana.bulk_output"
+    assert info.value.field == "media.yaml:2 kuwana.bulk_output"
     assert "reason" in info.value.rule
 
 
@@ -75,8 +75,9 @@ def test_bad_lines_and_missing_profile(tmp_path: Path) -> None:
     path = _write(tmp_path, "kuwana:\n  witness: {seed: 000_b81c60476033af2d.txt, lines: [9, 3]}\n")
     with pytest.raises(InputError, match="lines"):
         load_area_data("media", MediaRules, "kuwana", path)
+    good = _write(tmp_path, "kuwana:\n  witness: {seed: 000_b81c60476033af2d.txt, lines: [3, 9]}\n")
     with pytest.raises(InputError, match="no entry for profile"):
-        load_area_data("media", MediaRules, "tsukuba", path)
+        load_area_data("media", MediaRules, "tsukuba", good)
 
 
 def test_package_is_ciphertext_and_opens_only_with_its_key() -> None:

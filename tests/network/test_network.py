@@ -86,7 +86,8 @@ def test_bad_network_data_names_the_profile_and_field(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError) as info:
         load_network_data(bad)
-    assert info.value.field.startswith("kuwana") and "nowhere" in info.value.rule
+    assert info.value.field.startswith("network.yaml:") and " kuwana" in info.value.field
+    assert "nowhere" in info.value.rule
 
 
 def test_only_whitelisted_flows_pass_and_every_attempt_is_recorded(world: World, clock: Clock) -> None:
