@@ -16,20 +16,18 @@ import secrets
 import sqlite3
 import uuid
 from datetime import date, datetime, timedelta
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, RootModel, field_validator, model_validator
 
 from simulator.components.base import Component, Directory, Result
 from simulator.controls.decision import Outcome
 from simulator.crypto.envelope import MessageSecurity
 from simulator.errors import InputError, RefusalCode
+from simulator.model.area_data import DATA_DIR, Cited, load_area_file
 from simulator.store.chain import CHAINED_TABLES, verify_chain
 
 if TYPE_CHECKING:
@@ -66,9 +64,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Citation(_Strict):
-    seed: str
-    lines: tuple[int, int]
+class Citation(Cited):
+    """A cited fact that also quotes the seed, from one of the five seed files."""
+
     quote: str
 
     @field_validator("seed")
@@ -76,13 +74,6 @@ class Citation(_Strict):
     def _seed(cls, v: str) -> str:
         if v not in _SEEDS:
             raise ValueError(f"unknown seed file {v!r}; expected one of {list(_SEEDS)}")
-        return v
-
-    @field_validator("lines")
-    @classmethod
-    def _lines(cls, v: tuple[int, int]) -> tuple[int, int]:
-        if v[0] < 1 or v[1] < v[0]:
-            raise ValueError(f"lines must be [start, end] with 1 ≤ start ≤ end, got {list(v)}")
         return v
 
 
@@ -205,26 +196,17 @@ class LifecycleData(_Strict):
     profiles: dict[str, MunicipalityLifecycle]
 
 
+class _Profiles(RootModel[dict[str, MunicipalityLifecycle]]):
+    """retention.yaml keeps its profiles under one top-level ``profiles`` key."""
+
+
 def load_lifecycle_data(path: Path | None = None) -> LifecycleData:
-    """Read scenarios/data/retention.yaml (or ``path``); bad input names the field and the rule."""
-    if path is None:
-        return _packaged()
-    return _parse(path.read_text(encoding="utf-8"), str(path))
-
-
-@cache
-def _packaged() -> LifecycleData:
-    text = resources.files("scenarios").joinpath("data/retention.yaml").read_text(encoding="utf-8")
-    return _parse(text, "scenarios/data/retention.yaml")
-
-
-def _parse(text: str, name: str) -> LifecycleData:
-    try:
-        return LifecycleData.model_validate(yaml.safe_load(text))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(where, f"{name}: {first['msg']}") from None
+    """Read scenarios/data/retention.yaml (or ``path``); bad input names file:line, the field and the rule."""
+    source = path or DATA_DIR / "retention.yaml"
+    top = load_area_file(source, _Profiles)
+    if set(top) != {"profiles"}:
+        raise InputError(source.name, "must hold exactly one key, profiles: a mapping of profile key to its plan")
+    return LifecycleData(profiles=top["profiles"].root)
 
 
 # -- dates ---------------------------------------------------------------------------------------------------------

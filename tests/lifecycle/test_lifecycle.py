@@ -244,7 +244,7 @@ def test_profile_data_matches_the_profiles_and_bad_input_names_the_field(tmp_pat
                    "{seed: 001_cc86eefa057d2f96.txt, lines: [1, 1], quote: q}, never: true, table: t}\n")
     with pytest.raises(InputError) as caught:
         load_lifecycle_data(bad)
-    assert "profiles.x.retention.0.kind" in str(caught.value)
+    assert "bad.yaml:5 profiles.x.retention[0].kind" in str(caught.value) and "snake_case" in str(caught.value)
 
 
 @given(day=st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31)),
