@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
-from simulator.components.base import Component, Outgoing
+from simulator.components.base import Component, Result
 from simulator.components.cloud import BACKUP_CENTER, BackupClient, FileServer, GovCloud
 from simulator.components.eapp import (
     JPKI_PARTY,
@@ -23,8 +25,8 @@ from simulator.components.eapp import (
 )
 from simulator.components.saas import AiOcr, CounterSaas
 from simulator.components.staff import StaffSession, biometric_sample
-from simulator.model.envelope import Envelope, MessageType
-from simulator.verify.steps import ScenarioContext, StepError, StepRecord, _deliver, _drive, step
+from simulator.model.envelope import MessageType
+from simulator.verify.steps import STEPS, ScenarioContext, StepError, StepRecord, _drive, step
 from simulator.world import DEMO_PASSWORD
 
 __all__: list[str] = []
@@ -69,23 +71,19 @@ def _misrouted(
     personal: dict[str, Any] | None,
 ) -> None:
     """A misconfigured system sends its ordinary message, signed with its real key, over another network."""
-    now = ctx.driver.advance(ctx.driver.hop_latency)
-    sealed = None
-    if personal is not None:
-        sealed = sender.security.seal(personal, ctx.world.directory.certificate(recipient))
-    envelope = Envelope(
-        id=uuid.uuid4().hex,
-        type=type_,
-        sender=sender.party,
-        recipient=recipient,
-        issued_at=now,
-        nonce=secrets.token_hex(16),
-        correlation_id=record.name,
-        body=body,
-        sealed=sealed,
-    )
-    outgoing = Outgoing(recipient, sender.security.sign(envelope), envelope, network, recipient if sealed else None)
-    _deliver(ctx, record, outgoing)
+    message = {"from": sender.party, "to": recipient, "type": type_.value, "network": network, "body": body}
+    STEPS["send"](ctx, record, message if personal is None else {**message, "personal": personal})
+
+
+def _run(kind: str, suffix: str, kind_of_part: type[C], run: Callable[[C, datetime], Result]) -> None:
+    """Register step ``kind``: one of the part's own checks or batch runs at the step's time, with no parameters."""
+
+    def run_step(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
+        part = _part(ctx, p, suffix, kind_of_part)
+        _drive(ctx, record, lambda now: run(part, now))
+
+    run_step.__doc__ = run.__doc__  # the run says what it is
+    step(kind)(run_step)
 
 
 # -- 電子申請 ---------------------------------------------------------------------------------------------------
@@ -175,11 +173,7 @@ def _eapp_import(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) ->
     _drive(ctx, record, lambda now: e_app.import_to_core(session, now))
 
 
-@step("eapp_terminal_check")
-def _eapp_terminal_check(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
-    """The end-of-day check that nothing is left on the LGWAN terminal."""
-    e_app = _part(ctx, p, "e_application", EApplication)
-    _drive(ctx, record, lambda now: e_app.terminal_check(now))
+_run("eapp_terminal_check", "e_application", EApplication, EApplication.terminal_check)
 
 
 @step("eapp_dispose_media")
@@ -248,25 +242,9 @@ def _ocr_delete(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> 
     _drive(ctx, record, lambda now: ocr.delete_job(job, now))
 
 
-@step("ocr_purge")
-def _ocr_purge(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
-    """The AI-OCR's automatic deletion run."""
-    ocr = _part(ctx, p, "ai_ocr", AiOcr)
-    _drive(ctx, record, lambda now: ocr.purge(now))
-
-
-@step("ocr_retention_check")
-def _ocr_retention_check(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
-    """An auditor checks that nothing is held past the retention days."""
-    ocr = _part(ctx, p, "ai_ocr", AiOcr)
-    _drive(ctx, record, lambda now: ocr.retention_check(now))
-
-
-@step("ocr_export_training")
-def _ocr_export_training(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
-    """The vendor tries to export the city's jobs as training data."""
-    ocr = _part(ctx, p, "ai_ocr", AiOcr)
-    _drive(ctx, record, lambda now: ocr.export_training(now))
+_run("ocr_purge", "ai_ocr", AiOcr, AiOcr.purge)
+_run("ocr_retention_check", "ai_ocr", AiOcr, AiOcr.retention_check)
+_run("ocr_export_training", "ai_ocr", AiOcr, AiOcr.export_training)
 
 
 @step("dx_login")
@@ -297,28 +275,15 @@ def _dx_stage(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> No
     _drive(ctx, record, lambda now: saas.stage(session, data, now))
 
 
-@step("dx_hand_off")
-def _dx_hand_off(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
-    """The 基幹 side takes what is staged on the 連携基盤."""
-    saas = _part(ctx, p, "counter_saas", CounterSaas)
-    _drive(ctx, record, lambda now: saas.hand_off(now))
-
-
-@step("dx_staging_check")
-def _dx_staging_check(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
-    """The administrator's check of the 連携基盤 staging area."""
-    saas = _part(ctx, p, "counter_saas", CounterSaas)
-    _drive(ctx, record, lambda now: saas.staging_check(now))
+_run("dx_hand_off", "counter_saas", CounterSaas, CounterSaas.hand_off)
+_run("dx_staging_check", "counter_saas", CounterSaas, CounterSaas.staging_check)
 
 
 # -- ガバメントクラウド・ファイルサーバ・バックアップ ----------------------------------------------------------------
 
 
-@step("cloud_check")
-def _cloud_check(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
-    """The configuration review of the tenant's sites."""
-    cloud = _part(ctx, p, "gov_cloud", GovCloud)
-    _drive(ctx, record, lambda now: cloud.configuration_check(now))
+_run("cloud_check", "gov_cloud", GovCloud, GovCloud.configuration_check)
+_run("cloud_monitor", "gov_cloud", GovCloud, GovCloud.monitor)
 
 
 @step("cloud_backup_site")
@@ -342,13 +307,6 @@ def _cloud_access(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -
     cloud = _part(ctx, p, "gov_cloud", GovCloud)
     principal, role = str(p.get("principal", "staff-01")), str(p.get("role", "staff"))
     _drive(ctx, record, lambda now: cloud.access(principal, role, str(p.get("network", "closed")), now))
-
-
-@step("cloud_monitor")
-def _cloud_monitor(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
-    """The continuous monitoring run over the access log."""
-    cloud = _part(ctx, p, "gov_cloud", GovCloud)
-    _drive(ctx, record, lambda now: cloud.monitor(now))
 
 
 @step("fs_mount")
