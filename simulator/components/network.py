@@ -19,11 +19,11 @@ from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.components.base import Component, Directory, Result
+from simulator.components.kept_refusal import deny_kept
 from simulator.components.staff import StaffSession
-from simulator.controls.decision import Outcome
 from simulator.crypto.envelope import MessageSecurity
 from simulator.crypto.pki import TrustStore, fingerprint, party_id_of
-from simulator.errors import InputError, Refusal, RefusalCode
+from simulator.errors import InputError, RefusalCode
 from simulator.model.area_data import DATA_DIR, load_area_file
 from simulator.store.db import transaction
 
@@ -582,7 +582,8 @@ class Network(Component):
                     (self.municipality, now.isoformat(), host, kind, name, "EICAR-Test-File"),
                 )
                 what_ja = "ウイルスメールを遮断" if kind == "mail" else "ファイルを検疫"
-                self._deny(
+                deny_kept(
+                    self,
                     result,
                     RefusalCode.FIELD_NOT_ALLOWED,
                     "NET-005",
@@ -724,7 +725,8 @@ class Network(Component):
                     self.conn.execute(
                         "UPDATE net_remote_sessions SET closed_at = ? WHERE session_id = ?", (row[1], session_id)
                     )
-                self._deny(
+                deny_kept(
+                    self,
                     result,
                     RefusalCode.NOT_AUTHENTICATED,
                     "NET-006",
@@ -779,34 +781,6 @@ class Network(Component):
         return self.data.remote
 
     # -- helpers ----------------------------------------------------------------------------------------
-
-    def _deny(
-        self,
-        result: Result,
-        code: RefusalCode,
-        control: str,
-        now: datetime,
-        reason_ja: str,
-        reason_en: str,
-        *,
-        field: str,
-        **evidence: Any,
-    ) -> None:
-        """A refusal whose side effects (a quarantine, a cut session) must stay: decided without rolling back."""
-        result.decisions.append(
-            self.decide(
-                control,
-                Outcome.DENY,
-                now,
-                reason_ja=reason_ja,
-                reason_en=reason_en,
-                evidence={**evidence, "field": field},
-                code=str(code),
-            )
-        )
-        result.refusal = Refusal(
-            code, component=self.party, control_id=control, reason_ja=reason_ja, reason_en=reason_en, field=field
-        )
 
     def connections(self) -> list[dict[str, Any]]:
         keys = ("at", "source", "destination", "port", "control", "passed")

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from simulator.components.base import Component, Directory, Result
+from simulator.components.kept_refusal import deny_kept
 from simulator.components.network import Network, TerminalSpec
 from simulator.components.staff import StaffDirectory, StaffSession, sign_in
 from simulator.controls.decision import Outcome
@@ -191,7 +192,8 @@ class TerminalFleet(Component):
                     )
                 )
             if locked is not None:
-                self._deny(
+                deny_kept(
+                    self,
                     result,
                     RefusalCode.NOT_AUTHENTICATED,
                     "TERM-001",
@@ -295,7 +297,8 @@ class TerminalFleet(Component):
                     " VALUES (?,?,?,?,?,?,?)",
                     (self.municipality, now.isoformat(), terminal, user, "peeping", "blanked", f"{faces} faces"),
                 )
-                self._deny(
+                deny_kept(
+                    self,
                     result,
                     RefusalCode.STATE_CONFLICT,
                     "TERM-002",
@@ -417,7 +420,8 @@ class TerminalFleet(Component):
                 ),
             )
             if approved is None:
-                self._deny(
+                deny_kept(
+                    self,
                     result,
                     RefusalCode.SYSTEM_NOT_REGISTERED,
                     "TERM-004",
@@ -627,31 +631,3 @@ class TerminalFleet(Component):
                 (self.municipality,),
             )
         ]
-
-    def _deny(
-        self,
-        result: Result,
-        code: RefusalCode,
-        control: str,
-        now: datetime,
-        reason_ja: str,
-        reason_en: str,
-        *,
-        field: str,
-        **evidence: Any,
-    ) -> None:
-        """A refusal whose record (a lock, a blocked mount) must stay: decided without rolling back."""
-        result.decisions.append(
-            self.decide(
-                control,
-                Outcome.DENY,
-                now,
-                reason_ja=reason_ja,
-                reason_en=reason_en,
-                evidence={**evidence, "field": field},
-                code=str(code),
-            )
-        )
-        result.refusal = Refusal(
-            code, component=self.party, control_id=control, reason_ja=reason_ja, reason_en=reason_en, field=field
-        )
