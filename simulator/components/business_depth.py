@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from simulator.components.gyomu_data import business_data
+from simulator.components.gyomu_data import Staff, business_data
 from simulator.components.ltc_insurance import LtcInsuranceSystem
 from simulator.components.registry_linkage import RegistryLinkage
 from simulator.components.resident_tax import ResidentTaxSystem
@@ -18,6 +18,8 @@ from simulator.components.tax_inquiry import TaxInquiryDesk
 from simulator.profiles import load_profile
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from simulator.world import World
 
 __all__ = ["install"]
@@ -56,27 +58,20 @@ def _install_systems(world: World) -> None:
             continue
         profile = load_profile(m.key)
         db = world.store(m.key)
-        provides = frozenset(profile.nws.provide.rows)
-        queries = frozenset(profile.nws.query.rows)
+        nws, own = profile.nws, profile.business
         if data.registry_linkage is not None:
             party = f"{m.key}.juki_linkage"
-            staff = StaffDirectory(db, party)
-            for s in data.registry_linkage.staff:
-                world.add_staff(staff, s.user, s.name, set(s.roles))
             world.components[party] = RegistryLinkage(
                 party,
                 db,
                 world.security(party, m.key),
                 world.directory,
                 registry=world.registry(m.key),
-                staff=staff,
-                query_rows=queries if profile.business == "resident_register" else frozenset(),
+                staff=_staffed(world, db, party, data.registry_linkage.staff),
+                query_rows=_rows(own, "resident_register", nws.query.rows),
             )
         if data.resident_tax is not None:
             party = f"{m.key}.resident_tax"
-            staff = StaffDirectory(db, party)
-            for s in data.resident_tax.staff:
-                world.add_staff(staff, s.user, s.name, set(s.roles))
             world.components[party] = ResidentTaxSystem(
                 party,
                 db,
@@ -84,15 +79,12 @@ def _install_systems(world: World) -> None:
                 world.directory,
                 data=data.resident_tax,
                 tax=world.business(m.key, "tax"),
-                staff=staff,
-                provision_rows=provides if profile.business == "tax" else frozenset(),
-                query_rows=queries if profile.business == "tax" else frozenset(),
+                staff=_staffed(world, db, party, data.resident_tax.staff),
+                provision_rows=_rows(own, "tax", nws.provide.rows),
+                query_rows=_rows(own, "tax", nws.query.rows),
             )
         if data.ltc is not None:
             party = f"{m.key}.ltc_insurance"
-            staff = StaffDirectory(db, party)
-            for s in data.ltc.staff:
-                world.add_staff(staff, s.user, s.name, set(s.roles))
             world.components[party] = LtcInsuranceSystem(
                 party,
                 db,
@@ -101,7 +93,20 @@ def _install_systems(world: World) -> None:
                 data=data.ltc,
                 ltc=world.business(m.key, "ltc"),
                 tax=world.business(m.key, "tax"),
-                staff=staff,
-                provision_rows=provides if profile.business == "ltc" else frozenset(),
-                query_rows=queries if profile.business == "ltc" else frozenset(),
+                staff=_staffed(world, db, party, data.ltc.staff),
+                provision_rows=_rows(own, "ltc", nws.provide.rows),
+                query_rows=_rows(own, "ltc", nws.query.rows),
             )
+
+
+def _rows(own: str, business: str, listed: tuple[str, ...]) -> frozenset[str]:
+    """The profile's NWS rows go to the one system that runs the profile's own 事務 (``own``); the others get none."""
+    return frozenset(listed) if own == business else frozenset()
+
+
+def _staffed(world: World, db: sqlite3.Connection, party: str, people: tuple[Staff, ...]) -> StaffDirectory:
+    """The system's staff directory, with the file's staff accounts on a fresh build."""
+    staff = StaffDirectory(db, party)
+    for s in people:
+        world.add_staff(staff, s.user, s.name, set(s.roles))
+    return staff
