@@ -83,37 +83,29 @@ class LinkageDesk:
                 f"this business does not query under row {row}; it queries {sorted(self.query_rows)}",
                 field="row",
             )
-        seq = self.record(session, resident, "query.start", now, {"row": row, "items": items})
-        self.owner.allow(
-            result,
-            "GYOMU-011",
-            now,
+        return self._started(
+            result, session, resident, "query.start", now, {"row": row, "items": items},
             "照会権限のある職員が情報照会を開始し、端末・職員・対象者・日時・操作内容を記録しました",
             "a user holding the query permission started the 照会; terminal, user, person, time and operation recorded",
-            None,
-            user=session.user_id,
-            terminal=session.terminal,
-            resident=resident,
-            record=seq,
         )
-        return seq
 
     def authorise_provision(self, result: Result, session: StaffSession, resident: str, now: datetime) -> int:
         """GYOMU-011: only a user with the 提供 permission of this 事務 starts a 情報提供 action, and it is recorded."""
         self.staff.require(session, self.provide_role, "GYOMU-011", "情報提供処理", "start a provision")
-        seq = self.record(session, resident, "provide.start", now, {})
-        self.owner.allow(
-            result,
-            "GYOMU-011",
-            now,
+        return self._started(
+            result, session, resident, "provide.start", now, {},
             "提供権限のある職員が情報提供処理を行い、端末・職員・対象者・日時・操作内容を記録しました",
             "a user holding the provision permission started it; terminal, user, person, time and operation recorded",
-            None,
-            user=session.user_id,
-            terminal=session.terminal,
-            resident=resident,
-            record=seq,
         )
+
+    def _started(
+        self, result: Result, session: StaffSession, resident: str, operation: str, now: datetime,
+        detail: Mapping[str, Any], reason_ja: str, reason_en: str,
+    ) -> int:
+        """GYOMU-011 allowed: the operation is recorded first, and the decision names the record."""
+        seq = self.record(session, resident, operation, now, detail)
+        self.owner.allow(result, "GYOMU-011", now, reason_ja, reason_en, None, user=session.user_id,
+                         terminal=session.terminal, resident=resident, record=seq)
         return seq
 
     def records(self, resident: str | None = None) -> list[dict[str, Any]]:
