@@ -187,10 +187,7 @@ def test_ex_officio_correction_needs_a_reason_and_is_kept(tsukuba: Bench) -> Non
     assert done.refusal is None
     assert system.corrections(intake) == [{"field": "deductions", "before": 500_000, "after": 480_000,
                                            "reason": "証明書と照合", "operator": "zei-a"}]
-    with pytest.raises(sqlite3.IntegrityError):
-        system.conn.execute("UPDATE resident_tax_corrections SET reason = 'x'")
-    with pytest.raises(sqlite3.IntegrityError):
-        system.conn.execute("DELETE FROM resident_tax_corrections")
+    _assert_append_only(system.conn, "resident_tax_corrections", "reason")
 
 
 # -- GYOMU-013 ------------------------------------------------------------------------------------------------
@@ -251,10 +248,7 @@ def test_a_query_needs_the_permission_and_carries_only_its_fields(tsukuba: Bench
     assert set(sent.body_keys) <= {"query_id", "business_atena_number", "row", "items", "provider"}
     record = system.desk.records(number)[-1]
     assert (record["staff"], record["terminal"], record["operation"]) == ("zei-a", "zei-a-pc", "query.start")
-    with pytest.raises(sqlite3.IntegrityError):
-        system.conn.execute("UPDATE resident_tax_operations SET staff = 'someone'")
-    with pytest.raises(sqlite3.IntegrityError):
-        system.conn.execute("DELETE FROM resident_tax_operations")
+    _assert_append_only(system.conn, "resident_tax_operations", "staff")
 
 
 # -- GYOMU-009 ------------------------------------------------------------------------------------------------
@@ -319,3 +313,11 @@ def test_the_other_city_answers_no_incomplete_inquiry(tsukuba: Bench) -> None:
     [hop] = [h for h in hops if h.recipient == desk.party]
     assert hop.refusal is not None and (hop.refusal.control_id, hop.refusal.field) == ("GYOMU-003", "dependant")
     assert not any(h.message_type == MessageType.DEPENDANT_ANSWER for h in hops)
+
+
+def _assert_append_only(conn: sqlite3.Connection, table: str, column: str) -> None:
+    """The table's rows can be neither edited nor deleted (its triggers abort both)."""
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(f"UPDATE {table} SET {column} = 'x'")
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(f"DELETE FROM {table}")
