@@ -56,3 +56,9 @@ def kurashiki(tmp_path_factory: pytest.TempPathFactory) -> Bench:
     bench = _bench(tmp_path_factory.mktemp("gyomu-kurashiki"), "iizuka", "kurashiki")
     yield bench  # type: ignore[misc]
     bench.world.close()
+
+
+def refused_at(outcome: Result | Hop) -> tuple[str, str | None] | None:
+    """(control id, field) of the refusal a result or hop carries; None when it carries none."""
+    refusal = outcome.refusal
+    return None if refusal is None else (refusal.control_id, refusal.field)

@@ -9,7 +9,7 @@ import pytest
 
 from simulator.components.ltc_insurance import LtcInsuranceSystem, premium_stage
 from simulator.model.envelope import MessageType
-from tests.gyomu.conftest import Bench
+from tests.gyomu.conftest import Bench, refused_at
 
 
 def _system(bench: Bench) -> LtcInsuranceSystem:
@@ -63,7 +63,7 @@ def test_an_attribute_outside_beppyo_is_never_written(kurashiki: Bench) -> None:
     before = system.file(number)
     result, _ = kurashiki.step(lambda now: system.write(
         session, number, "certification", {"認定有効開始日": "2026-05-01", "趣味": "園芸"}, now))
-    assert result.refusal is not None and (result.refusal.control_id, result.refusal.field) == ("GYOMU-002", "趣味")
+    assert refused_at(result) == ("GYOMU-002", "趣味")
     assert system.file(number) == before
     unknown, _ = kurashiki.step(lambda now: system.write(session, number, "hobbies", {"x": 1}, now))
     assert unknown.refusal is not None and unknown.refusal.field == "section"
@@ -89,8 +89,7 @@ def test_a_join_with_a_dataset_not_configured_is_refused(kurashiki: Bench) -> No
     links = "SELECT COUNT(*) FROM ltc_links"
     before = system.conn.execute(links).fetchone()[0]
     result, _ = kurashiki.step(lambda now: system.link(session, _insured(kurashiki), "sewer", "突合", now))
-    assert result.refusal is not None and (result.refusal.control_id, result.refusal.field) == ("GYOMU-012",
-                                                                                                "dataset")
+    assert refused_at(result) == ("GYOMU-012", "dataset")
     assert system.conn.execute(links).fetchone()[0] == before
 
 

@@ -10,7 +10,7 @@ import pytest
 from simulator.components.resident_tax import ResidentTaxSystem, assess
 from simulator.controls.decision import Outcome
 from simulator.model.envelope import MessageType
-from tests.gyomu.conftest import Bench
+from tests.gyomu.conftest import Bench, refused_at
 
 
 def _system(bench: Bench) -> ResidentTaxSystem:
@@ -62,8 +62,7 @@ def test_a_record_with_no_channel_is_rejected_and_not_stored(tsukuba: Bench, cha
     before = _count(system, "resident_tax_intake")
     result, _ = tsukuba.step(lambda now: system.receive("resident_tax_return", channel, _return(_mover(tsukuba)),
                                                         now))
-    assert result.refusal is not None
-    assert (result.refusal.control_id, result.refusal.field) == ("GYOMU-001", "channel")
+    assert refused_at(result) == ("GYOMU-001", "channel")
     assert _count(system, "resident_tax_intake") == before
 
 
@@ -71,16 +70,14 @@ def test_a_named_pull_is_not_a_function_of_the_link(tsukuba: Bench) -> None:
     system = _system(tsukuba)
     session = tsukuba.session(system.staff, "zei-a", "zei-link-01")
     result, _ = tsukuba.step(lambda now: system.download(session, "national_tax_link", [], now, target="山田 太郎"))
-    assert result.refusal is not None
-    assert (result.refusal.control_id, result.refusal.field) == ("GYOMU-001", "target")
+    assert refused_at(result) == ("GYOMU-001", "target")
 
 
 def test_an_extra_field_is_rejected_naming_it(tsukuba: Bench) -> None:
     system = _system(tsukuba)
     record = _salary(_mover(tsukuba)) | {"remarks": "自由記載"}
     result, _ = tsukuba.step(lambda now: system.receive("salary_payment_report", "data_link_system", record, now))
-    assert result.refusal is not None
-    assert (result.refusal.control_id, result.refusal.field) == ("GYOMU-002", "remarks")
+    assert refused_at(result) == ("GYOMU-002", "remarks")
 
 
 def test_a_missing_field_is_rejected_naming_it(tsukuba: Bench) -> None:
@@ -119,8 +116,7 @@ def test_a_download_from_an_ordinary_terminal_is_refused(tsukuba: Bench) -> None
     session = tsukuba.session(system.staff, "zei-a")
     batch = [{"kind": "salary_payment_report", **_salary(_mover(tsukuba))}]
     result, _ = tsukuba.step(lambda now: system.download(session, "eltax", batch, now))
-    assert result.refusal is not None
-    assert (result.refusal.control_id, result.refusal.field) == ("GYOMU-010", "terminal")
+    assert refused_at(result) == ("GYOMU-010", "terminal")
 
 
 def test_a_batch_with_one_off_spec_message_is_rejected_whole(tsukuba: Bench) -> None:
@@ -130,8 +126,7 @@ def test_a_batch_with_one_off_spec_message_is_rejected_whole(tsukuba: Bench) -> 
     bad = good | {"memo": "仕様外"}
     before = _count(system, "resident_tax_intake")
     result, _ = tsukuba.step(lambda now: system.download(session, "eltax", [good, bad], now))
-    assert result.refusal is not None
-    assert (result.refusal.control_id, result.refusal.field) == ("GYOMU-010", "batch[1]")
+    assert refused_at(result) == ("GYOMU-010", "batch[1]")
     assert _count(system, "resident_tax_intake") == before
 
 
@@ -180,8 +175,7 @@ def test_ex_officio_correction_needs_a_reason_and_is_kept(tsukuba: Bench) -> Non
     intake = taken.value["intake_id"]
     session = tsukuba.session(system.staff, "zei-a")
     refused, _ = tsukuba.step(lambda now: system.correct(session, intake, "deductions", 1, "  ", now))
-    assert refused.refusal is not None and (refused.refusal.control_id, refused.refusal.field) == ("GYOMU-007",
-                                                                                                   "reason")
+    assert refused_at(refused) == ("GYOMU-007", "reason")
     assert system.corrections(intake) == []
     done, _ = tsukuba.step(lambda now: system.correct(session, intake, "deductions", 480_000, "証明書と照合", now))
     assert done.refusal is None
@@ -236,8 +230,7 @@ def test_a_query_needs_the_permission_and_carries_only_its_fields(tsukuba: Bench
     assert wrong_row.refusal is not None and wrong_row.refusal.field == "row"
     fat, _ = tsukuba.step(lambda now: system.query(a, number, "48", ["resident_info"], "kuwana", now,
                                                    attach={"taxable_income": 1}))
-    assert fat.refusal is not None and (fat.refusal.control_id, fat.refusal.field) == ("GYOMU-008",
-                                                                                       "taxable_income")
+    assert refused_at(fat) == ("GYOMU-008", "taxable_income")
     # Nothing half-written: neither the query nor its operation record survived a refusal.
     assert system.conn.execute(queries).fetchone()[0] == before_queries
     assert len(system.desk.records(number)) == before_ops
@@ -261,8 +254,7 @@ def test_a_request_is_answered_only_under_a_basis_that_requires_disclosure(tsuku
     ok, _ = tsukuba.step(lambda now: system.disclose(a, "福祉事務所", "seikatsu_hogo_29", number, now))
     assert ok.refusal is None and "fiscal_year" in ok.value["record"]
     refused, _ = tsukuba.step(lambda now: system.disclose(a, "警察署", "keiji_soshou_197_2", number, now))
-    assert refused.refusal is not None and (refused.refusal.control_id, refused.refusal.field) == ("GYOMU-009",
-                                                                                                   "basis")
+    assert refused_at(refused) == ("GYOMU-009", "basis")
     unknown, _ = tsukuba.step(lambda now: system.disclose(a, "某団体", "no_such_law", number, now))
     assert unknown.refusal is not None
     decisions = [(d["basis"], d["decision"]) for d in system.disclosures()]
@@ -299,8 +291,7 @@ def test_a_dependant_inquiry_must_name_all_three_and_a_declared_relation(tsukuba
         ((number, {"name": other["name"], "birth_date": other["birth_date"]}, "子"), "dependant"),
     ):
         refused, _ = tsukuba.step(lambda now, args=args: system.dependant_inquiry(a, *args, "kuwana", now))
-        assert refused.refusal is not None and (refused.refusal.control_id, refused.refusal.field) == (
-            "GYOMU-003", field)
+        assert refused_at(refused) == ("GYOMU-003", field)
 
 
 def test_the_other_city_answers_no_incomplete_inquiry(tsukuba: Bench) -> None:
@@ -311,7 +302,7 @@ def test_the_other_city_answers_no_incomplete_inquiry(tsukuba: Bench) -> None:
         personal={"taxpayer": {"name": "某", "city": "tsukuba"}, "relationship": "子"})))
     # A message built outside the system's own checks (no dependant named): the other city does not answer.
     [hop] = [h for h in hops if h.recipient == desk.party]
-    assert hop.refusal is not None and (hop.refusal.control_id, hop.refusal.field) == ("GYOMU-003", "dependant")
+    assert refused_at(hop) == ("GYOMU-003", "dependant")
     assert not any(h.message_type == MessageType.DEPENDANT_ANSWER for h in hops)
 
 
