@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from simulator.components.base import Component, Directory, Link, Result
+from simulator.components.city_service import CityService, require_network, sealed_payload
 from simulator.components.eapp_saas_cloud import BackupCenterRules, FileServerRules, GovCloudRules
 from simulator.components.staff import StaffDirectory, StaffSession
 from simulator.crypto.envelope import MessageSecurity
@@ -300,17 +301,17 @@ class BackupClient(Component):
         return self.command(now, name, act)
 
 
-class BackupCenter(Component):
+class BackupCenter(CityService[BackupCenterRules]):
     """J-LIS クラウド型バックアップセンター (LGWAN-ASP): accepts backups only over IP-VPN and stores them encrypted."""
 
     name_ja = "クラウド型バックアップセンター"
     name_en = "cloud backup centre"
+    caller_part = "backup_client"
 
     def __init__(
         self, party: str, conn: Any, security: MessageSecurity, directory: Directory, *, storage_key: bytes
     ) -> None:
         super().__init__(party, conn, security, directory)
-        self.cities: dict[str, BackupCenterRules] = {}
         self._aead = AESGCM(storage_key)
         conn.executescript(
             """CREATE TABLE IF NOT EXISTS backup_blobs (
@@ -318,37 +319,10 @@ class BackupCenter(Component):
         )
         self._handlers[MessageType.BACKUP_UPLOAD] = self._on_upload
 
-    def add_city(self, municipality: str, rules: BackupCenterRules) -> None:
-        self.cities[municipality] = rules
-
     def _on_upload(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
-        municipality = env.sender.split(".")[0]
-        rules = self.cities.get(municipality)
-        if rules is None or env.sender != f"{municipality}.backup_client":
-            raise self.refuse(
-                RefusalCode.SOURCE_NOT_ALLOWED,
-                "CLOUD-004",
-                f"{env.sender} は利用団体ではありません",
-                f"{env.sender} is not a subscribed backup client",
-                field="sender",
-            )
-        if link.network != rules.network:
-            raise self.refuse(
-                RefusalCode.SOURCE_NOT_ALLOWED,
-                "CLOUD-004",
-                f"バックアップは{rules.network}経由でのみ受け付けます（接続: {link.network}）",
-                f"backups are accepted only over {rules.network}; this came over {link.network}",
-                field="network",
-            )
-        if env.sealed is None:
-            raise self.refuse(
-                RefusalCode.NOT_ENCRYPTED,
-                "CLOUD-004",
-                "通信が暗号化されていません",
-                "the backup arrived unencrypted",
-                field="sealed",
-            )
-        rows = list(self.security.unseal(env.sealed).get("rows") or [])
+        municipality, rules = self.subscriber(env, "CLOUD-004")
+        require_network(self, link, rules.network, "CLOUD-004", "バックアップ", "backups")
+        rows = list(sealed_payload(self, env, "CLOUD-004", "バックアップ", "the backup").get("rows") or [])
         name = str(env.body.get("name") or env.id)
         nonce = secrets.token_bytes(12)
         plain = json.dumps(rows, ensure_ascii=False, sort_keys=True).encode()

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from simulator.components.base import Component, Directory, Link, Result
+from simulator.components.city_service import CityService, require_network, sealed_payload
 from simulator.components.eapp_saas_cloud import EApplicationRules, Procedure
 from simulator.components.registry import Registry
 from simulator.components.staff import StaffDirectory, StaffSession
@@ -113,24 +114,21 @@ class JpkiAuthority(Component):
         return self.command(now, None, act)
 
 
-class EApplicationService(Component):
+class EApplicationService(CityService[EApplicationRules]):
     """サービス検索・電子申請機能 (マイナポータル): forms per city, intake, and the download over LGWAN."""
 
     name_ja = "サービス検索・電子申請機能"
     name_en = "online application service"
+    caller_part = "e_application"
 
     def __init__(self, party: str, conn: Any, security: MessageSecurity, directory: Directory) -> None:
         super().__init__(party, conn, security, directory)
-        self.cities: dict[str, EApplicationRules] = {}  # municipality → its forms and claims
         conn.executescript(
             """CREATE TABLE IF NOT EXISTS eapp_outbox (
                 serial TEXT PRIMARY KEY, municipality TEXT NOT NULL, procedure TEXT NOT NULL,
                 signed TEXT NOT NULL, received_at TEXT NOT NULL);"""
         )
         self._handlers[MessageType.EAPP_FETCH] = self._on_fetch
-
-    def add_city(self, municipality: str, rules: EApplicationRules) -> None:
-        self.cities[municipality] = rules
 
     def _form(self, municipality: str, procedure: str) -> tuple[EApplicationRules, Procedure]:
         rules = self.cities.get(municipality)
@@ -216,24 +214,8 @@ class EApplicationService(Component):
         return self.command(now, None, act)
 
     def _on_fetch(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
-        municipality = env.sender.split(".")[0]
-        rules = self.cities.get(municipality)
-        if rules is None or env.sender != f"{municipality}.e_application":
-            raise self.refuse(
-                RefusalCode.SOURCE_NOT_ALLOWED,
-                "EAPP-005",
-                f"{env.sender} は申請データを取得できません",
-                f"{env.sender} may not download applications",
-                field="sender",
-            )
-        if link.network != rules.network.network:
-            raise self.refuse(
-                RefusalCode.SOURCE_NOT_ALLOWED,
-                "EAPP-005",
-                f"申請データは{rules.network.network}回線でのみ取得できます（接続: {link.network}）",
-                f"applications are fetched only over {rules.network.network}; this came over {link.network}",
-                field="network",
-            )
+        municipality, rules = self.subscriber(env, "EAPP-005")
+        require_network(self, link, rules.network.network, "EAPP-005", "申請データの取得", "a download of applications")
         rows = self.conn.execute(
             "SELECT serial, signed FROM eapp_outbox WHERE municipality = ? ORDER BY received_at, serial",
             (municipality,),
@@ -323,25 +305,11 @@ class EApplication(Component):
 
     def _on_delivery(self, env: Envelope, cert: x509.Certificate, link: Link, now: datetime) -> Result:
         self.require_sender(env, {SERVICE_PARTY}, "EAPP-005", "申請データ")
-        if link.network != self.rules.network.network:
-            raise self.refuse(
-                RefusalCode.SOURCE_NOT_ALLOWED,
-                "EAPP-005",
-                f"申請データは{self.rules.network.network}回線でのみ受け取ります（接続: {link.network}）",
-                f"applications arrive only over {self.rules.network.network}",
-                field="network",
-            )
-        if env.sealed is None:
-            raise self.refuse(
-                RefusalCode.NOT_ENCRYPTED,
-                "EAPP-005",
-                "申請データが暗号化されていません",
-                "the applications arrived unencrypted",
-                field="sealed",
-            )
+        require_network(self, link, self.rules.network.network, "EAPP-005", "申請データ", "applications")
+        delivered = sealed_payload(self, env, "EAPP-005", "申請データ", "the applications")
         result = Result()
         trust = self.jpki.trust(now)
-        for signed in self.security.unseal(env.sealed).get("applications") or []:
+        for signed in delivered.get("applications") or []:
             self._receive(result, trust, signed, now, env.correlation_id)
         return result
 
@@ -640,31 +608,27 @@ class EApplication(Component):
 
     def push(self, serial: str, business: str, now: datetime) -> Result:
         """Sending an application to a business system that did not ask: never done (EAPP-004)."""
-
-        def act(result: Result) -> None:
-            raise self.refuse(
-                RefusalCode.QUERY_NOT_OPEN,
-                "EAPP-004",
-                f"{business}システムからの要求がないため申請データを送りません",
-                f"the {business} system did not request it; applications are only pulled",
-                field="business",
-            )
-
-        return self.command(now, None, act)
+        return self._never_done(
+            now,
+            RefusalCode.QUERY_NOT_OPEN,
+            f"{business}システムからの要求がないため申請データを送りません",
+            f"the {business} system did not request it; applications are only pulled",
+            "business",
+        )
 
     def enrich(self, serial: str, source: str, now: datetime) -> Result:
         """Joining another system's data to an application: never done; only the 宛名番号 conversion links it."""
+        return self._never_done(
+            now,
+            RefusalCode.SOURCE_NOT_ALLOWED,
+            f"申請データに{source}の情報を紐付けることはできません（宛名番号の設定のみ）",
+            f"applications are never joined with {source} data; only the 宛名番号 is set",
+            "source",
+        )
 
-        def act(result: Result) -> None:
-            raise self.refuse(
-                RefusalCode.SOURCE_NOT_ALLOWED,
-                "EAPP-004",
-                f"申請データに{source}の情報を紐付けることはできません（宛名番号の設定のみ）",
-                f"applications are never joined with {source} data; only the 宛名番号 is set",
-                field="source",
-            )
-
-        return self.command(now, None, act)
+    def _never_done(self, now: datetime, code: RefusalCode, reason_ja: str, reason_en: str, field: str) -> Result:
+        """What the 申請管理システム never does with an application (EAPP-004): refused, logged, nothing written."""
+        return self.refused(self.refuse(code, "EAPP-004", reason_ja, reason_en, field), now, correlation_id=None)
 
     def review(self, session: StaffSession, serial: str, outcome: str, now: datetime) -> Result:
         """A reviewer records a decision on one version; only the latest version of a case may be decided."""

@@ -7,14 +7,16 @@ municipality of the world. It must never invent a part the profile does not clai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from simulator.model.area_data import DATA_DIR, Cited, load_area_file
 
 if TYPE_CHECKING:
+    from simulator.components.base import Component
     from simulator.world import World
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "data_path",
     "install",
 ]
+
+C = TypeVar("C", bound="Component")
 
 
 class Procedure(Cited):
@@ -158,6 +162,14 @@ def area_rules(profile: str, path: Path | None = None) -> AreaRules:
     return load_area_file(path or data_path(), AreaRules).get(profile, AreaRules())
 
 
+def _add_part(world: World, municipality: str, suffix: str, org: str, build: Callable[..., C], **parts: Any) -> C:
+    """The municipality's part ``suffix``, keeping its state in ``org``'s store and signing as itself."""
+    party = f"{municipality}.{suffix}"
+    component = build(party, world.store(org), world.security(party, org), world.directory, **parts)
+    world.components[party] = component
+    return component
+
+
 def install(world: World) -> None:
     """Add, for every municipality of the world, the parts its profile claims (and the shared national parts)."""
     from simulator.components.cloud import BACKUP_CENTER, BackupCenter, BackupClient, FileServer, GovCloud
@@ -196,61 +208,43 @@ def install(world: World) -> None:
     for key, rules in claims.items():
         db = world.store(key)
         if rules.e_application is not None and service is not None and jpki is not None:
-            party = f"{key}.e_application"
-            staff = StaffDirectory(db, party)
+            staff = StaffDirectory(db, f"{key}.e_application")
             world.add_staff(staff, "eapp-dl", "電子申請 受付担当", {"eapp_download"})
             world.add_staff(staff, "eapp-admin", "電子申請 管理者", {"eapp_download", "eapp_admin"})
             world.add_staff(staff, "eapp-clerk", "電子申請 閲覧者", {"eapp_viewer"})
-            world.components[party] = EApplication(
-                party,
-                db,
-                world.security(party, key),
-                world.directory,
+            e_app = _add_part(
+                world,
+                key,
+                "e_application",
+                key,
+                EApplication,
                 rules=rules.e_application,
                 registry=world.registry(key),
                 jpki=jpki,
                 staff=staff,
             )
             service.add_city(key, rules.e_application)
-            world.directory.connect(party, SERVICE_PARTY, rules.e_application.network.network)
+            world.directory.connect(e_app.party, SERVICE_PARTY, rules.e_application.network.network)
         if rules.ai_ocr is not None:
-            party = f"{key}.ai_ocr"
-            world.components[party] = AiOcr(
-                party,
-                world.store(f"asp_{key}"),
-                world.security(party, f"asp_{key}"),
-                world.directory,
-                rules=rules.ai_ocr,
-            )
+            _add_part(world, key, "ai_ocr", f"asp_{key}", AiOcr, rules=rules.ai_ocr)
         if rules.counter_saas is not None:
-            party = f"{key}.counter_saas"
-            world.components[party] = CounterSaas(
-                party,
-                db,
-                world.security(party, key),
-                world.directory,
+            _add_part(
+                world,
+                key,
+                "counter_saas",
+                key,
+                CounterSaas,
                 rules=rules.counter_saas,
                 core_staff=world.registry(key).staff,
             )
         if rules.gov_cloud is not None:
-            party = f"{key}.gov_cloud"
-            world.components[party] = GovCloud(
-                party,
-                world.store(f"gov_cloud_{key}"),
-                world.security(party, f"gov_cloud_{key}"),
-                world.directory,
-                rules=rules.gov_cloud,
-            )
+            _add_part(world, key, "gov_cloud", f"gov_cloud_{key}", GovCloud, rules=rules.gov_cloud)
         if rules.file_server is not None:
-            party = f"{key}.file_server"
-            staff = StaffDirectory(db, party)
+            staff = StaffDirectory(db, f"{key}.file_server")
             world.add_staff(staff, "net-op", "ネットワーク 運用者", {"network_operator"})
             world.add_staff(staff, "fs-clerk", "基幹 担当者", {"specific_personal_info"})
-            world.components[party] = FileServer(
-                party, db, world.security(party, key), world.directory, rules=rules.file_server, staff=staff
-            )
+            _add_part(world, key, "file_server", key, FileServer, rules=rules.file_server, staff=staff)
         if rules.backup_center is not None and center is not None:
-            party = f"{key}.backup_client"
-            world.components[party] = BackupClient(party, db, world.security(party, key), world.directory)
+            client = _add_part(world, key, "backup_client", key, BackupClient)
             center.add_city(key, rules.backup_center)
-            world.directory.connect(party, BACKUP_CENTER, rules.backup_center.network)
+            world.directory.connect(client.party, BACKUP_CENTER, rules.backup_center.network)
