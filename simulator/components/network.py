@@ -625,15 +625,7 @@ class Network(Component):
                     "lending an off-site device needs the 所属長's approval",
                     field="approver",
                 )
-            found = self.terminal(device)
-            if found is None or not found[0].remote:
-                raise self.refuse(
-                    RefusalCode.SYSTEM_NOT_REGISTERED,
-                    "NET-006",
-                    f"{device} は登録された庁外用専用機器ではありません",
-                    f"{device} is not a registered off-site device",
-                    field="device",
-                )
+            self._off_site_device(device)
             self.conn.execute(
                 "INSERT OR REPLACE INTO net_device_loans VALUES (?,?,?,?,?)",
                 (self.municipality, device, user, approver.user_id, now.isoformat()),
@@ -646,16 +638,7 @@ class Network(Component):
         remote = self._remote()
 
         def act(result: Result) -> None:
-            found = self.terminal(device)
-            if found is None or not found[0].remote:
-                raise self.refuse(
-                    RefusalCode.SYSTEM_NOT_REGISTERED,
-                    "NET-006",
-                    f"{device} は登録された庁外用専用機器ではありません",
-                    f"{device} is not a registered off-site SIM device",
-                    field="device",
-                )
-            self.require_not_revoked(device, found[1])
+            self.require_not_revoked(device, self._off_site_device(device))
             loan = self.conn.execute(
                 "SELECT approved_by FROM net_device_loans WHERE municipality = ? AND device = ? AND user_id = ?",
                 (self.municipality, device, user),
@@ -774,6 +757,19 @@ class Network(Component):
                 f"{device} was revoked after loss at {revoked_at}; no credential makes it usable",
                 field="device",
             )
+
+    def _off_site_device(self, device: str) -> str | None:
+        """A registered off-site SIM device (NET-006), or a refusal; returns when it was revoked, if it was."""
+        found = self.terminal(device)
+        if found is None or not found[0].remote:
+            raise self.refuse(
+                RefusalCode.SYSTEM_NOT_REGISTERED,
+                "NET-006",
+                f"{device} は登録された庁外用専用機器ではありません",
+                f"{device} is not a registered off-site SIM device",
+                field="device",
+            )
+        return found[1]
 
     def _remote(self) -> Remote:
         if self.data.remote is None:
