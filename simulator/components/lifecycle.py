@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ConfigDict, RootModel, field_validator, model_validator
 
 from simulator.components.base import Component, Directory, Result
+from simulator.controls.catalogue import SEED_FILES
 from simulator.controls.decision import Outcome
 from simulator.crypto.envelope import MessageSecurity
 from simulator.errors import InputError, RefusalCode
@@ -53,8 +54,6 @@ BACKUP_SITES = ("data_centre", "offsite_custody", "cloud_backup_centre", "office
 
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 _PERIOD = re.compile(r"^P(?:(?P<y>\d+)Y)?(?:(?P<m>\d+)M)?(?:(?P<d>\d+)D)?$")
-_SEEDS = ("000_b81c60476033af2d.txt", "001_cc86eefa057d2f96.txt", "002_eb38df5b06157c45.txt",
-          "003_c3e3e36f1128990f.txt", "004_c609ceaeef7ce1bb.txt")
 
 
 # -- profile data --------------------------------------------------------------------------------------------------
@@ -72,8 +71,8 @@ class Citation(Cited):
     @field_validator("seed")
     @classmethod
     def _seed(cls, v: str) -> str:
-        if v not in _SEEDS:
-            raise ValueError(f"unknown seed file {v!r}; expected one of {list(_SEEDS)}")
+        if v not in SEED_FILES.values():
+            raise ValueError(f"unknown seed file {v!r}; expected one of {sorted(SEED_FILES.values())}")
         return v
 
 
