@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from simulator.components.base import Component, Result
 from simulator.components.gyomu_data import Staff, business_data
@@ -17,10 +17,12 @@ from simulator.components.ltc_insurance import LtcInsuranceSystem
 from simulator.components.registry_linkage import RegistryLinkage
 from simulator.components.resident_tax import ResidentTaxSystem
 from simulator.components.staff import StaffDirectory, StaffSession, biometric_sample
-from simulator.verify.steps import ScenarioContext, StepError, StepRecord, step
+from simulator.verify.steps import ScenarioContext, StepError, StepRecord, _drive, step
 from simulator.world import DEMO_PASSWORD
 
 __all__: list[str] = []
+
+C = TypeVar("C", bound=Component)
 
 # Values a record of each kind carries beyond the person's own data (a plausible synthetic filing).
 _DEFAULTS: dict[str, Any] = {
@@ -41,34 +43,30 @@ _PERSON_FIELDS = ("name", "address", "birth_date", "sex", "my_number")
 
 
 def _run(ctx: ScenarioContext, record: StepRecord, action: Callable[[datetime], Result]) -> Result:
-    result, hops = ctx.driver.step(action)
-    record.result = result
-    record.hops.extend(hops)
-    record.value = result.value
-    return result
+    """Drive the action as every step does, and hand its result back to the step for a follow-up."""
+    _drive(ctx, record, action)
+    assert record.result is not None
+    return record.result
 
 
-def _find(ctx: ScenarioContext, p: dict[str, Any], suffix: str) -> Component:
+def _find(ctx: ScenarioContext, p: dict[str, Any], suffix: str, kind: type[C]) -> C:
     """The component ``<municipality>.<suffix>``: the named municipality, else whichever of the world has one."""
     named = p.get("municipality")
     candidates = [ctx.municipality(named, ctx.requester)] if named else [ctx.requester, ctx.provider]
     for m in candidates:
-        party = f"{m}.{suffix}"
-        if party in ctx.world.components:
-            return ctx.world.components[party]
+        found = ctx.world.components.get(f"{m}.{suffix}")
+        if found is not None:
+            assert isinstance(found, kind)
+            return found
     raise StepError("municipality", f"no {suffix} in {candidates} (installed from scenarios/data/gyomu.yaml)")
 
 
 def _tax(ctx: ScenarioContext, p: dict[str, Any]) -> ResidentTaxSystem:
-    c = _find(ctx, p, "resident_tax")
-    assert isinstance(c, ResidentTaxSystem)
-    return c
+    return _find(ctx, p, "resident_tax", ResidentTaxSystem)
 
 
 def _ltc(ctx: ScenarioContext, p: dict[str, Any]) -> LtcInsuranceSystem:
-    c = _find(ctx, p, "ltc_insurance")
-    assert isinstance(c, LtcInsuranceSystem)
-    return c
+    return _find(ctx, p, "ltc_insurance", LtcInsuranceSystem)
 
 
 def _session(ctx: ScenarioContext, staff: StaffDirectory, user: str, terminal: str | None = None) -> StaffSession:
@@ -134,12 +132,23 @@ def _tax_download(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -
     _run(ctx, record, lambda now: system.download(session, channel, batch, now, target=target))
 
 
-def _taxpayer_number(ctx: ScenarioContext, p: dict[str, Any]) -> str:
+def _number(ctx: ScenarioContext, p: dict[str, Any], given: str, kept: str, what: str) -> str:
+    """The step's ``given`` number, else the one the selected person (default: the mover) holds as ``kept``."""
     person = p["_person"] or ctx.person("mover")
-    number = p.get("taxpayer_number") or person.get("tax_atena_number")
+    number = p.get(given) or person.get(kept)
     if not number:
-        raise StepError("person", "the person has no 税務 宛名番号 (use a mover)")
+        raise StepError("person", f"the person has no {what} (use a mover)")
     return str(number)
+
+
+def _taxpayer_number(ctx: ScenarioContext, p: dict[str, Any]) -> str:
+    return _number(ctx, p, "taxpayer_number", "tax_atena_number", "税務 宛名番号")
+
+
+def _tax_clerk(ctx: ScenarioContext, p: dict[str, Any]) -> tuple[ResidentTaxSystem, StaffSession, str]:
+    """The 住民税システム, `user`'s session at it (default zei-a) and the selected person's 税務 宛名番号."""
+    system = _tax(ctx, p)
+    return system, _session(ctx, system.staff, str(p.get("user", "zei-a"))), _taxpayer_number(ctx, p)
 
 
 @step("tax_assess")
@@ -178,9 +187,7 @@ def _tax_correct(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) ->
 def _tax_query(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """A 照会 started at the 住民税システム: `user`, `person`, `row`, `items`, `provider`, `attach` (extra fields a
     badly built export would add)."""
-    system = _tax(ctx, p)
-    session = _session(ctx, system.staff, str(p.get("user", "zei-a")))
-    number = _taxpayer_number(ctx, p)
+    system, session, number = _tax_clerk(ctx, p)
     row = str(p.get("row") or ctx.placeholders["query_row"])
     items = [str(i) for i in p.get("items") or [ctx.placeholders["query_item"]]]
     provider = ctx.municipality(p.get("provider"), ctx.provider)
@@ -192,9 +199,7 @@ def _tax_query(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> N
 @step("tax_disclose")
 def _tax_disclose(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """A request for tax data from outside NWS: `requester`, `basis` (an id of the data file's legal bases)."""
-    system = _tax(ctx, p)
-    session = _session(ctx, system.staff, str(p.get("user", "zei-a")))
-    number = _taxpayer_number(ctx, p)
+    system, session, number = _tax_clerk(ctx, p)
     requester, basis = str(p.get("requester", "照会機関")), str(p["basis"])
     _run(ctx, record, lambda now: system.disclose(session, requester, basis, number, now))
 
@@ -220,19 +225,19 @@ def _tax_dependant_inquiry(ctx: ScenarioContext, record: StepRecord, p: dict[str
 
 
 def _insured(ctx: ScenarioContext, p: dict[str, Any]) -> str:
-    person = p["_person"] or ctx.person("mover")
-    number = p.get("insured_number") or person.get("ltc_atena_number")
-    if not number:
-        raise StepError("person", "the person has no 被保険者番号 (use a mover)")
-    return str(number)
+    return _number(ctx, p, "insured_number", "ltc_atena_number", "被保険者番号")
+
+
+def _ltc_clerk(ctx: ScenarioContext, p: dict[str, Any]) -> tuple[LtcInsuranceSystem, StaffSession, str]:
+    """The 介護保険 system, `user`'s session at it (default kaigo-sys-a) and the selected person's 被保険者番号."""
+    system = _ltc(ctx, p)
+    return system, _session(ctx, system.staff, str(p.get("user", "kaigo-sys-a"))), _insured(ctx, p)
 
 
 @step("ltc_form")
 def _ltc_form(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """A 介護保険 window form (`form`, `fields`) for `person`, taken by `user`."""
-    system = _ltc(ctx, p)
-    session = _session(ctx, system.staff, str(p.get("user", "kaigo-sys-a")))
-    number = _insured(ctx, p)
+    system, session, number = _ltc_clerk(ctx, p)
     form, fields = str(p.get("form", "qualification_acquisition")), dict(p.get("fields") or {})
     _run(ctx, record, lambda now: system.submit_form(session, form, number, fields, now))
 
@@ -240,9 +245,7 @@ def _ltc_form(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> No
 @step("ltc_write")
 def _ltc_write(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """Write `attributes` of 別添1 `section` to the 介護保険 file for `person`."""
-    system = _ltc(ctx, p)
-    session = _session(ctx, system.staff, str(p.get("user", "kaigo-sys-a")))
-    number = _insured(ctx, p)
+    system, session, number = _ltc_clerk(ctx, p)
     section, attributes = str(p["section"]), dict(p.get("attributes") or {})
     _run(ctx, record, lambda now: system.write(session, number, section, attributes, now))
 
@@ -250,9 +253,7 @@ def _ltc_write(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> N
 @step("ltc_link")
 def _ltc_link(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """Join `person`'s 介護保険 record to `dataset` for `purpose`."""
-    system = _ltc(ctx, p)
-    session = _session(ctx, system.staff, str(p.get("user", "kaigo-sys-a")))
-    number = _insured(ctx, p)
+    system, session, number = _ltc_clerk(ctx, p)
     dataset, purpose = str(p["dataset"]), str(p.get("purpose", "保険料段階の算定"))
     _run(ctx, record, lambda now: system.link(session, number, dataset, purpose, now))
 
@@ -260,9 +261,7 @@ def _ltc_link(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> No
 @step("ltc_kokuhoren")
 def _ltc_kokuhoren(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """Send `items` for `person` to the 国保連 over its interface."""
-    system = _ltc(ctx, p)
-    session = _session(ctx, system.staff, str(p.get("user", "kaigo-sys-a")))
-    number = _insured(ctx, p)
+    system, session, number = _ltc_clerk(ctx, p)
     items = dict(p.get("items") or {})
     _run(ctx, record, lambda now: system.send_to_kokuhoren(session, number, items, now))
 
