@@ -29,7 +29,6 @@ from simulator.errors import InputError, RefusalCode
 from simulator.model.area_data import DATA_DIR, Cited, load_area_file
 
 __all__ = [
-    "Cited",
     "MediaControl",
     "MediaRules",
     "load_area_data",
