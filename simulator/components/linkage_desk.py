@@ -32,6 +32,7 @@ class LinkageDesk:
         table: str,
         query_role: str,
         query_rows: frozenset[str],
+        provision_rows: frozenset[str] = frozenset(),
         provide_role: str = "nws_provide",
     ) -> None:
         self.owner = owner
@@ -40,6 +41,7 @@ class LinkageDesk:
         self.table = table
         self.query_role = query_role
         self.query_rows = query_rows
+        self.provision_rows = provision_rows  # the rows this 事務 provides under (the profile's), beside those it queries
         self.provide_role = provide_role
         conn.executescript(
             f"""

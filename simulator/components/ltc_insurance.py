@@ -58,9 +58,8 @@ class LtcInsuranceSystem(Component):
         self.ltc = ltc
         self.tax = tax
         self.staff = staff
-        self.provision_rows = provision_rows
         self.desk = LinkageDesk(self, conn, staff, table="ltc_file_operations", query_role="nws_query",
-                                query_rows=query_rows)
+                                query_rows=query_rows, provision_rows=provision_rows)
         conn.executescript(
             """
             CREATE TABLE IF NOT EXISTS ltc_file (

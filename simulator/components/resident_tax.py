@@ -65,10 +65,8 @@ class ResidentTaxSystem(Component):
         self.data = data
         self.tax = tax
         self.staff = staff
-        self.provision_rows = provision_rows
-        self.desk = LinkageDesk(
-            self, conn, staff, table="resident_tax_operations", query_role="nws_query", query_rows=query_rows
-        )
+        self.desk = LinkageDesk(self, conn, staff, table="resident_tax_operations", query_role="nws_query",
+                                query_rows=query_rows, provision_rows=provision_rows)
         conn.executescript(
             """
             CREATE TABLE IF NOT EXISTS resident_tax_intake (

@@ -110,7 +110,7 @@ def test_the_kokuhoren_interface_carries_only_its_items(kurashiki: Bench) -> Non
 
 def test_queries_under_rows_93_and_94_only_with_the_permission(kurashiki: Bench) -> None:
     system = _system(kurashiki)
-    assert system.desk.query_rows == frozenset({"93", "94"}) and len(system.provision_rows) == 33
+    assert system.desk.query_rows == frozenset({"93", "94"}) and len(system.desk.provision_rows) == 33
     number = _insured(kurashiki)
     b = kurashiki.session(system.staff, "kaigo-sys-b")
     refused, _ = kurashiki.step(lambda now: system.query(b, number, "94", ["resident_info"], "iizuka", now))

@@ -31,4 +31,4 @@ def test_only_municipalities_with_data_get_systems(tsukuba: Bench) -> None:
     assert "kuwana.resident_tax" not in parties and "tsukuba.juki_linkage" not in parties
     tax = tsukuba.world.component("tsukuba.resident_tax")
     assert isinstance(tax, ResidentTaxSystem)
-    assert len(tax.provision_rows) == 72 and tax.desk.query_rows == frozenset({"48"})
+    assert len(tax.desk.provision_rows) == 72 and tax.desk.query_rows == frozenset({"48"})
