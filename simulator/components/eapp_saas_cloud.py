@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from simulator.components.staff import StaffDirectory
 from simulator.model.area_data import DATA_DIR, Cited, load_area_file
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from simulator.world import World
 
 __all__ = [
+    "STARTING_STAFF",
     "AiOcrRules",
     "AreaRules",
     "BackupCenterRules",
@@ -34,6 +36,19 @@ __all__ = [
 ]
 
 C = TypeVar("C", bound="Component")
+
+#: The synthetic staff accounts a part starts with (user, name, roles), where a part keeps its own staff directory.
+STARTING_STAFF: dict[str, tuple[tuple[str, str, frozenset[str]], ...]] = {
+    "e_application": (
+        ("eapp-dl", "電子申請 受付担当", frozenset({"eapp_download"})),
+        ("eapp-admin", "電子申請 管理者", frozenset({"eapp_download", "eapp_admin"})),
+        ("eapp-clerk", "電子申請 閲覧者", frozenset({"eapp_viewer"})),
+    ),
+    "file_server": (
+        ("net-op", "ネットワーク 運用者", frozenset({"network_operator"})),
+        ("fs-clerk", "基幹 担当者", frozenset({"specific_personal_info"})),
+    ),
+}
 
 
 class Procedure(Cited):
@@ -170,12 +185,19 @@ def _add_part(world: World, municipality: str, suffix: str, org: str, build: Cal
     return component
 
 
+def _staff(world: World, db: Any, municipality: str, suffix: str) -> StaffDirectory:
+    """The staff directory of the municipality's part ``suffix``, with its starting accounts."""
+    staff = StaffDirectory(db, f"{municipality}.{suffix}")
+    for user, name, roles in STARTING_STAFF[suffix]:
+        world.add_staff(staff, user, name, set(roles))
+    return staff
+
+
 def install(world: World) -> None:
     """Add, for every municipality of the world, the parts its profile claims (and the shared national parts)."""
     from simulator.components.cloud import BACKUP_CENTER, BackupCenter, BackupClient, FileServer, GovCloud
     from simulator.components.eapp import JPKI_PARTY, SERVICE_PARTY, EApplication, EApplicationService, JpkiAuthority
     from simulator.components.saas import AiOcr, CounterSaas
-    from simulator.components.staff import StaffDirectory
 
     claims = {m.key: area_rules(m.key) for m in world.spec.municipalities}
     service: EApplicationService | None = None
@@ -208,10 +230,7 @@ def install(world: World) -> None:
     for key, rules in claims.items():
         db = world.store(key)
         if rules.e_application is not None and service is not None and jpki is not None:
-            staff = StaffDirectory(db, f"{key}.e_application")
-            world.add_staff(staff, "eapp-dl", "電子申請 受付担当", {"eapp_download"})
-            world.add_staff(staff, "eapp-admin", "電子申請 管理者", {"eapp_download", "eapp_admin"})
-            world.add_staff(staff, "eapp-clerk", "電子申請 閲覧者", {"eapp_viewer"})
+            staff = _staff(world, db, key, "e_application")
             e_app = _add_part(
                 world,
                 key,
@@ -240,9 +259,7 @@ def install(world: World) -> None:
         if rules.gov_cloud is not None:
             _add_part(world, key, "gov_cloud", f"gov_cloud_{key}", GovCloud, rules=rules.gov_cloud)
         if rules.file_server is not None:
-            staff = StaffDirectory(db, f"{key}.file_server")
-            world.add_staff(staff, "net-op", "ネットワーク 運用者", {"network_operator"})
-            world.add_staff(staff, "fs-clerk", "基幹 担当者", {"specific_personal_info"})
+            staff = _staff(world, db, key, "file_server")
             _add_part(world, key, "file_server", key, FileServer, rules=rules.file_server, staff=staff)
         if rules.backup_center is not None and center is not None:
             client = _add_part(world, key, "backup_client", key, BackupClient)

@@ -11,14 +11,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from simulator.components.base import Component, Directory, Link, Outgoing, Result
 from simulator.components.cloud import BACKUP_CENTER, BackupCenter, BackupClient, FileServer, GovCloud
 from simulator.components.eapp import JPKI_PARTY, SERVICE_PARTY, EApplication, EApplicationService, JpkiAuthority
-from simulator.components.eapp_saas_cloud import area_rules
+from simulator.components.eapp_saas_cloud import STARTING_STAFF, area_rules
 from simulator.components.registry import Registry
 from simulator.components.saas import AiOcr, CounterSaas
 from simulator.components.staff import StaffDirectory, StaffSession
@@ -29,6 +29,7 @@ from simulator.store.db import connect
 T0 = datetime(2026, 4, 1, 9, 0, tzinfo=timezone(timedelta(hours=9), "JST"))
 PASSWORD = "correct horse battery staple"
 M = "tsukuba"
+C = TypeVar("C", bound=Component)
 
 
 @dataclass
@@ -111,6 +112,14 @@ def _residents() -> list[dict[str, Any]]:
     return rows
 
 
+def _starting_staff(conn: Any, suffix: str) -> StaffDirectory:
+    """The part's staff directory with the accounts the installer gives it (all with PASSWORD)."""
+    staff = StaffDirectory(conn, f"{M}.{suffix}")
+    for user, name, roles in STARTING_STAFF[suffix]:
+        staff.add(user, name, set(roles), PASSWORD)
+    return staff
+
+
 def build_eapp_world(tmp_path: Path) -> EappWorld:
     now = T0
     rules = area_rules(M)
@@ -127,78 +136,36 @@ def build_eapp_world(tmp_path: Path) -> EappWorld:
         directory.publish(party, credential.certificate)
         return MessageSecurity(credential, trust, ReplayGuard(stores[org], timedelta(minutes=10)))
 
+    def part(build: Callable[..., C], party: str, org: str, **parts: Any) -> C:
+        return build(party, stores[org], security(party, org), directory, **parts)
+
     registry_staff = StaffDirectory(stores[M], f"{M}.registry")
     registry_staff.add("clerk-a", "窓口 花子", {"registry_clerk"}, PASSWORD)
     registry_staff.add("dept-head", "市民課長 四郎", {"department_head"}, PASSWORD)
-    registry = Registry(
+    registry = part(
+        Registry,
         f"{M}.registry",
-        stores[M],
-        security(f"{M}.registry", M),
-        directory,
+        M,
         municipality=M,
         cs_party=f"{M}.municipal_cs",
         atena_party=f"{M}.atena",
         staff=registry_staff,
     )
-    jpki = JpkiAuthority(
-        JPKI_PARTY,
-        stores["jlis"],
-        security(JPKI_PARTY, "jlis"),
-        directory,
-        folder=tmp_path / "jpki",
-        fresh=True,
-        start=now - timedelta(days=1),
-    )
-    service = EApplicationService(
-        SERVICE_PARTY, stores["eapp_service"], security(SERVICE_PARTY, "eapp_service"), directory
-    )
+    jpki = part(JpkiAuthority, JPKI_PARTY, "jlis", folder=tmp_path / "jpki", fresh=True, start=now - timedelta(days=1))
+    service = part(EApplicationService, SERVICE_PARTY, "eapp_service")
     service.add_city(M, rules.e_application)
-    eapp_staff = StaffDirectory(stores[M], f"{M}.e_application")
-    eapp_staff.add("eapp-dl", "電子申請 受付担当", {"eapp_download"}, PASSWORD)
-    eapp_staff.add("eapp-admin", "電子申請 管理者", {"eapp_download", "eapp_admin"}, PASSWORD)
-    eapp_staff.add("eapp-clerk", "電子申請 閲覧者", {"eapp_viewer"}, PASSWORD)
-    e_app = EApplication(
-        f"{M}.e_application",
-        stores[M],
-        security(f"{M}.e_application", M),
-        directory,
-        rules=rules.e_application,
-        registry=registry,
-        jpki=jpki,
-        staff=eapp_staff,
+    eapp_staff = _starting_staff(stores[M], "e_application")
+    e_app = part(
+        EApplication, f"{M}.e_application", M, rules=rules.e_application, registry=registry, jpki=jpki, staff=eapp_staff
     )
     directory.connect(e_app.party, SERVICE_PARTY, rules.e_application.network.network)
-    ocr = AiOcr(f"{M}.ai_ocr", stores["asp"], security(f"{M}.ai_ocr", "asp"), directory, rules=rules.ai_ocr)
-    dx = CounterSaas(
-        f"{M}.counter_saas",
-        stores[M],
-        security(f"{M}.counter_saas", M),
-        directory,
-        rules=rules.counter_saas,
-        core_staff=registry_staff,
-    )
-    cloud = GovCloud(
-        f"{M}.gov_cloud", stores["cloud"], security(f"{M}.gov_cloud", "cloud"), directory, rules=rules.gov_cloud
-    )
-    fs_staff = StaffDirectory(stores[M], f"{M}.file_server")
-    fs_staff.add("net-op", "ネットワーク 運用者", {"network_operator"}, PASSWORD)
-    fs_staff.add("fs-clerk", "基幹 担当者", {"specific_personal_info"}, PASSWORD)
-    files = FileServer(
-        f"{M}.file_server",
-        stores[M],
-        security(f"{M}.file_server", M),
-        directory,
-        rules=rules.file_server,
-        staff=fs_staff,
-    )
-    client = BackupClient(f"{M}.backup_client", stores[M], security(f"{M}.backup_client", M), directory)
-    center = BackupCenter(
-        BACKUP_CENTER,
-        stores["jlis_backup"],
-        security(BACKUP_CENTER, "jlis_backup"),
-        directory,
-        storage_key=bytes(range(32)),
-    )
+    ocr = part(AiOcr, f"{M}.ai_ocr", "asp", rules=rules.ai_ocr)
+    dx = part(CounterSaas, f"{M}.counter_saas", M, rules=rules.counter_saas, core_staff=registry_staff)
+    cloud = part(GovCloud, f"{M}.gov_cloud", "cloud", rules=rules.gov_cloud)
+    fs_staff = _starting_staff(stores[M], "file_server")
+    files = part(FileServer, f"{M}.file_server", M, rules=rules.file_server, staff=fs_staff)
+    client = part(BackupClient, f"{M}.backup_client", M)
+    center = part(BackupCenter, BACKUP_CENTER, "jlis_backup", storage_key=bytes(range(32)))
     center.add_city(M, rules.backup_center)
     directory.connect(client.party, BACKUP_CENTER, rules.backup_center.network)
     world = EappWorld(
