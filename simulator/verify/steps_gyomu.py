@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from simulator.components.base import Component, Result
 from simulator.components.gyomu_data import Staff, business_data
@@ -23,6 +23,7 @@ from simulator.world import DEMO_PASSWORD
 __all__: list[str] = []
 
 C = TypeVar("C", bound=Component)
+S = TypeVar("S", ResidentTaxSystem, LtcInsuranceSystem)
 
 # Values a record of each kind carries beyond the person's own data (a plausible synthetic filing).
 _DEFAULTS: dict[str, Any] = {
@@ -61,12 +62,26 @@ def _find(ctx: ScenarioContext, p: dict[str, Any], suffix: str, kind: type[C]) -
     raise StepError("municipality", f"no {suffix} in {candidates} (installed from scenarios/data/gyomu.yaml)")
 
 
+class _Desk(NamedTuple):
+    suffix: str  # the component is <municipality>.<suffix>
+    user: str  # the clerk a step acts as unless it names `user`
+    number_param: str  # the step parameter giving the person's number outright
+    number_key: str  # else, where the selected person holds it
+    number_ja: str
+
+
+_DESKS: dict[type[Component], _Desk] = {
+    ResidentTaxSystem: _Desk("resident_tax", "zei-a", "taxpayer_number", "tax_atena_number", "税務 宛名番号"),
+    LtcInsuranceSystem: _Desk("ltc_insurance", "kaigo-sys-a", "insured_number", "ltc_atena_number", "被保険者番号"),
+}
+
+
 def _tax(ctx: ScenarioContext, p: dict[str, Any]) -> ResidentTaxSystem:
-    return _find(ctx, p, "resident_tax", ResidentTaxSystem)
+    return _find(ctx, p, _DESKS[ResidentTaxSystem].suffix, ResidentTaxSystem)
 
 
 def _ltc(ctx: ScenarioContext, p: dict[str, Any]) -> LtcInsuranceSystem:
-    return _find(ctx, p, "ltc_insurance", LtcInsuranceSystem)
+    return _find(ctx, p, _DESKS[LtcInsuranceSystem].suffix, LtcInsuranceSystem)
 
 
 def _session(ctx: ScenarioContext, staff: StaffDirectory, user: str, terminal: str | None = None) -> StaffSession:
@@ -132,23 +147,20 @@ def _tax_download(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -
     _run(ctx, record, lambda now: system.download(session, channel, batch, now, target=target))
 
 
-def _number(ctx: ScenarioContext, p: dict[str, Any], given: str, kept: str, what: str) -> str:
-    """The step's ``given`` number, else the one the selected person (default: the mover) holds as ``kept``."""
+def _number(ctx: ScenarioContext, p: dict[str, Any], kind: type[Component]) -> str:
+    """The person's number at that system: the step's own, else the selected person's (default: the mover)."""
+    desk = _DESKS[kind]
     person = p["_person"] or ctx.person("mover")
-    number = p.get(given) or person.get(kept)
+    number = p.get(desk.number_param) or person.get(desk.number_key)
     if not number:
-        raise StepError("person", f"the person has no {what} (use a mover)")
+        raise StepError("person", f"the person has no {desk.number_ja} (use a mover)")
     return str(number)
 
 
-def _taxpayer_number(ctx: ScenarioContext, p: dict[str, Any]) -> str:
-    return _number(ctx, p, "taxpayer_number", "tax_atena_number", "税務 宛名番号")
-
-
-def _tax_clerk(ctx: ScenarioContext, p: dict[str, Any]) -> tuple[ResidentTaxSystem, StaffSession, str]:
-    """The 住民税システム, `user`'s session at it (default zei-a) and the selected person's 税務 宛名番号."""
-    system = _tax(ctx, p)
-    return system, _session(ctx, system.staff, str(p.get("user", "zei-a"))), _taxpayer_number(ctx, p)
+def _clerk(ctx: ScenarioContext, p: dict[str, Any], kind: type[S]) -> tuple[S, StaffSession, str]:
+    """The business system, `user`'s session at it (default: the desk's clerk) and the selected person's number."""
+    system = _find(ctx, p, _DESKS[kind].suffix, kind)
+    return system, _session(ctx, system.staff, str(p.get("user", _DESKS[kind].user))), _number(ctx, p, kind)
 
 
 @step("tax_assess")
@@ -156,7 +168,7 @@ def _tax_assess(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> 
     """賦課 with 読み合わせ: `enter_as` enters `income`/`deductions` for `person`; `confirm_as` reads back
     `read_back` (default: the same amounts). `confirm: false` stops after the entry."""
     system = _tax(ctx, p)
-    number = _taxpayer_number(ctx, p)
+    number = _number(ctx, p, ResidentTaxSystem)
     income, deductions = int(p.get("income", 3_000_000)), int(p.get("deductions", 500_000))
     enterer = _session(ctx, system.staff, str(p.get("enter_as", "zei-a")))
     year = int(p.get("fiscal_year", 2026))
@@ -187,7 +199,7 @@ def _tax_correct(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) ->
 def _tax_query(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """A 照会 started at the 住民税システム: `user`, `person`, `row`, `items`, `provider`, `attach` (extra fields a
     badly built export would add)."""
-    system, session, number = _tax_clerk(ctx, p)
+    system, session, number = _clerk(ctx, p, ResidentTaxSystem)
     row = str(p.get("row") or ctx.placeholders["query_row"])
     items = [str(i) for i in p.get("items") or [ctx.placeholders["query_item"]]]
     provider = ctx.municipality(p.get("provider"), ctx.provider)
@@ -199,7 +211,7 @@ def _tax_query(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> N
 @step("tax_disclose")
 def _tax_disclose(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """A request for tax data from outside NWS: `requester`, `basis` (an id of the data file's legal bases)."""
-    system, session, number = _tax_clerk(ctx, p)
+    system, session, number = _clerk(ctx, p, ResidentTaxSystem)
     requester, basis = str(p.get("requester", "照会機関")), str(p["basis"])
     _run(ctx, record, lambda now: system.disclose(session, requester, basis, number, now))
 
@@ -210,7 +222,7 @@ def _tax_dependant_inquiry(ctx: ScenarioContext, record: StepRecord, p: dict[str
     `dependant` (a person selector, or omitted), `relationship`, `to` (default: the provider)."""
     system = _tax(ctx, p)
     session = _session(ctx, system.staff, str(p.get("user", "zei-a")))
-    number = _taxpayer_number(ctx, p) if p.get("taxpayer", True) else ""
+    number = _number(ctx, p, ResidentTaxSystem) if p.get("taxpayer", True) else ""
     dependant = None
     if p.get("dependant"):
         who = ctx.person(p["dependant"])
@@ -224,20 +236,10 @@ def _tax_dependant_inquiry(ctx: ScenarioContext, record: StepRecord, p: dict[str
 # -- 介護保険 ------------------------------------------------------------------------------------------------------
 
 
-def _insured(ctx: ScenarioContext, p: dict[str, Any]) -> str:
-    return _number(ctx, p, "insured_number", "ltc_atena_number", "被保険者番号")
-
-
-def _ltc_clerk(ctx: ScenarioContext, p: dict[str, Any]) -> tuple[LtcInsuranceSystem, StaffSession, str]:
-    """The 介護保険 system, `user`'s session at it (default kaigo-sys-a) and the selected person's 被保険者番号."""
-    system = _ltc(ctx, p)
-    return system, _session(ctx, system.staff, str(p.get("user", "kaigo-sys-a"))), _insured(ctx, p)
-
-
 @step("ltc_form")
 def _ltc_form(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """A 介護保険 window form (`form`, `fields`) for `person`, taken by `user`."""
-    system, session, number = _ltc_clerk(ctx, p)
+    system, session, number = _clerk(ctx, p, LtcInsuranceSystem)
     form, fields = str(p.get("form", "qualification_acquisition")), dict(p.get("fields") or {})
     _run(ctx, record, lambda now: system.submit_form(session, form, number, fields, now))
 
@@ -245,7 +247,7 @@ def _ltc_form(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> No
 @step("ltc_write")
 def _ltc_write(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """Write `attributes` of 別添1 `section` to the 介護保険 file for `person`."""
-    system, session, number = _ltc_clerk(ctx, p)
+    system, session, number = _clerk(ctx, p, LtcInsuranceSystem)
     section, attributes = str(p["section"]), dict(p.get("attributes") or {})
     _run(ctx, record, lambda now: system.write(session, number, section, attributes, now))
 
@@ -253,7 +255,7 @@ def _ltc_write(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> N
 @step("ltc_link")
 def _ltc_link(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """Join `person`'s 介護保険 record to `dataset` for `purpose`."""
-    system, session, number = _ltc_clerk(ctx, p)
+    system, session, number = _clerk(ctx, p, LtcInsuranceSystem)
     dataset, purpose = str(p["dataset"]), str(p.get("purpose", "保険料段階の算定"))
     _run(ctx, record, lambda now: system.link(session, number, dataset, purpose, now))
 
@@ -261,7 +263,7 @@ def _ltc_link(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> No
 @step("ltc_kokuhoren")
 def _ltc_kokuhoren(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """Send `items` for `person` to the 国保連 over its interface."""
-    system, session, number = _ltc_clerk(ctx, p)
+    system, session, number = _clerk(ctx, p, LtcInsuranceSystem)
     items = dict(p.get("items") or {})
     _run(ctx, record, lambda now: system.send_to_kokuhoren(session, number, items, now))
 
@@ -285,7 +287,7 @@ def _business_intake(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]
         return
     ltc = _ltc(ctx, p)
     session = _session(ctx, ltc.staff, str(p.get("user", "kaigo-sys-a")))
-    number = _insured(ctx, p)
+    number = _number(ctx, p, LtcInsuranceSystem)
     form = ltc.data.window_forms["qualification_acquisition"]
     values = {"被保険者番号": number, "資格取得日": "2026-04-01", "資格届出日": "2026-04-03", "被保険者区分": "1"}
     fields = {f: values.get(f, "") for f in form.fields} | extra
