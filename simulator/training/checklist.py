@@ -8,7 +8,7 @@ Simulation cannot verify these: this module must never mark an item as passed or
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -139,8 +139,29 @@ def evidence_text(text: str, lang: Lang) -> str:
     return (ja if lang == "ja" else en) if sep else text
 
 
-def _profiles(profile: str | None) -> Iterable[str]:
-    return [profile] if profile is not None else list(PROFILES)
+def _cities(lang: Lang, profile: str | None) -> Iterator[tuple[str, str, list[tuple[Stage, list[ChecklistItem]]]]]:
+    """Each profile asked for (one, or every one), with its city's name in the reader's language and its checklist."""
+    for key in [profile] if profile is not None else list(PROFILES):
+        groups = build_checklist(key)  # first: an unknown profile is refused naming the field
+        yield key, PROFILES[key][0 if lang == "ja" else 1], groups
+
+
+# The checklist's own words (日本語, English), the same in the terminal, Markdown and HTML forms.
+_CLAIM = ("主張", "Claim")
+_CITATION = ("根拠", "Citation")
+_RELATED = ("関連する技術的対策", "Next to technical controls")
+_EVIDENCE = ("確認する証拠", "Evidence to examine")
+_RESULT = ("確認結果", "Result")
+_FLOWS = ("この段階を通る流れ: ", "Flows through this stage: ")
+_NOT_EXAMINED = ("未確認（確認者・日付・所見を記入）", "not yet examined (examiner, date, finding)")
+_NOTE = (
+    "シミュレーションでは検証できない項目です。証拠を確認し、確認者・日付・所見を記入してください。",
+    "Simulation cannot verify these items. Examine the evidence and record examiner, date and finding.",
+)
+
+
+def _related(item: ChecklistItem, lang: Lang) -> str:
+    return ", ".join(f"{r.id} {r.title(lang)}" for r in item.related)
 
 
 def _cite(source: Source, profile: str, lang: Lang) -> str:
@@ -160,96 +181,61 @@ def print_checklist(console: Console, lang: Lang, profile: str | None = None) ->
     """Print the checklist of one profile (or of every profile); returns the number of items printed."""
     say = console.print
     count = 0
-    for key in _profiles(profile):
-        groups = build_checklist(key)
-        city = PROFILES[key][0 if lang == "ja" else 1]
+
+    def label(words: tuple[str, str]) -> str:
+        return escape(t(lang, *words).lower())  # a terminal line reads better with lower-case labels
+
+    for key, city, groups in _cities(lang, profile):
         console.rule(
             f"[bold]{escape(t(lang, f'{city}：人が確認する項目（組織的・物理的対策）', f'{city}: items a person must examine (organisational and physical)'))}[/]",
             align="left",
         )
-        say(
-            t(
-                lang,
-                "これらはシミュレーションでは検証できません。各項目の証拠を人が確認し、結果を記録してください。",
-                "Simulation cannot verify these. A person examines the evidence of each item and records the result.",
-            ),
-            style="yellow",
-            highlight=False,
-        )
+        say(t(lang, *_NOTE), style="yellow", highlight=False)
         for stage, items in groups:
             say(f"\n[bold cyan]■ {escape(stage.name(lang))}[/]", highlight=False)
             if stage.flows:
-                say(
-                    t(lang, "  この段階を通る流れ: ", "  flows through this stage: ")
-                    + ", ".join(f"jukisim explain {f}" for f in stage.flows),
-                    style="dim",
-                    highlight=False,
-                )
+                flows = ", ".join(f"jukisim explain {f}" for f in stage.flows)
+                say(f"  {label(_FLOWS)}{flows}", style="dim", highlight=False)
             for item in items:
                 count += 1
                 c = item.control
                 kind = item.kind_label[0 if lang == "ja" else 1]
                 say(f"  [bold]☐ {c.id}[/] ({escape(kind)}) {escape(c.title(lang))}", highlight=False)
-                say(f"      {escape(t(lang, '主張', 'claim'))}: {escape(c.claim(lang))}", highlight=False)
+                say(f"      {label(_CLAIM)}: {escape(c.claim(lang))}", highlight=False)
                 for source in item.citations:
-                    say(
-                        f"      {escape(t(lang, '根拠', 'citation'))}: {escape(_cite(source, key, lang))}",
-                        highlight=False,
-                    )
+                    say(f"      {label(_CITATION)}: {escape(_cite(source, key, lang))}", highlight=False)
                 if item.related:
-                    near = ", ".join(f"{r.id} {r.title(lang)}" for r in item.related)
-                    say(
-                        f"      {escape(t(lang, '関連する技術的対策', 'next to technical controls'))}: {escape(near)}",
-                        highlight=False,
-                    )
-                say(f"      {escape(t(lang, '確認する証拠', 'evidence to examine'))}:", highlight=False)
+                    say(f"      {label(_RELATED)}: {escape(_related(item, lang))}", highlight=False)
+                say(f"      {label(_EVIDENCE)}:", highlight=False)
                 for evidence in c.evidence_to_examine:
                     say(f"        ☐ {escape(evidence_text(evidence, lang))}", highlight=False)
-                say(
-                    f"      {escape(t(lang, '確認結果', 'result'))}: "
-                    f"{escape(t(lang, '未確認（確認者・日付・所見を記入）', 'not yet examined (examiner, date, finding)'))}",
-                    highlight=False,
-                )
+                say(f"      {label(_RESULT)}: {escape(t(lang, *_NOT_EXAMINED))}", highlight=False)
     return count
 
 
 def checklist_markdown(lang: Lang, profile: str | None = None) -> str:
     """The same checklist as a Markdown page with tick boxes, to print or keep with the audit file."""
     out: list[str] = []
-    for key in _profiles(profile):
-        city = PROFILES[key][0 if lang == "ja" else 1]
+    for key, city, groups in _cities(lang, profile):
         out.append(
             f"# {t(lang, f'{city} 確認項目チェックリスト（組織的・物理的対策）', f'{city}: checklist (organisational and physical controls)')}\n"
         )
-        out.append(
-            t(
-                lang,
-                "シミュレーションでは検証できない項目です。証拠を確認し、確認者・日付・所見を記入してください。\n",
-                "Simulation cannot verify these items. Examine the evidence and record examiner, date and finding.\n",
-            )
-        )
-        for stage, items in build_checklist(key):
+        out.append(t(lang, *_NOTE) + "\n")
+        for stage, items in groups:
             out.append(f"## {stage.name(lang)}\n")
             if stage.flows:
-                out.append(
-                    t(lang, "この段階を通る流れ: ", "Flows through this stage: ")
-                    + ", ".join(f"`jukisim explain {f}`" for f in stage.flows)
-                    + "\n"
-                )
+                out.append(t(lang, *_FLOWS) + ", ".join(f"`jukisim explain {f}`" for f in stage.flows) + "\n")
             for item in items:
                 c = item.control
                 out.append(f"### ☐ {c.id} {c.title(lang)}\n")
-                out.append(f"- {t(lang, '主張', 'Claim')}: {c.claim(lang)}")
-                out.extend(f"- {t(lang, '根拠', 'Citation')}: {_cite(s, key, lang)}" for s in item.citations)
+                out.append(f"- {t(lang, *_CLAIM)}: {c.claim(lang)}")
+                out.extend(f"- {t(lang, *_CITATION)}: {_cite(s, key, lang)}" for s in item.citations)
                 if item.related:
-                    out.append(
-                        f"- {t(lang, '関連する技術的対策', 'Next to technical controls')}: "
-                        + ", ".join(f"{r.id} {r.title(lang)}" for r in item.related)
-                    )
-                out.append(f"- {t(lang, '確認する証拠', 'Evidence to examine')}:")
+                    out.append(f"- {t(lang, *_RELATED)}: {_related(item, lang)}")
+                out.append(f"- {t(lang, *_EVIDENCE)}:")
                 out.extend(f"  - [ ] {evidence_text(e, lang)}" for e in c.evidence_to_examine)
                 out.append(
-                    f"- {t(lang, '確認結果', 'Result')}: "
+                    f"- {t(lang, *_RESULT)}: "
                     f"{t(lang, '未確認（確認者: ＿＿ 日付: ＿＿ 所見: ＿＿）', 'not yet examined (examiner: __ date: __ finding: __)')}\n"
                 )
     return "\n".join(out)
@@ -267,21 +253,16 @@ def checklist_html(lang: Lang, profile: str | None = None) -> str:
     """The checklist as one self-contained page (no scripts, no network): tick boxes and blank result fields."""
     e = html.escape
     body: list[str] = []
-    for key in _profiles(profile):
-        city = PROFILES[key][0 if lang == "ja" else 1]
+    for key, city, groups in _cities(lang, profile):
         body.append(
             f"<h1>{e(t(lang, f'{city} 確認項目チェックリスト（組織的・物理的対策）', f'{city}: checklist'))}</h1>"
         )
-        body.append(
-            f"<p class=note>{e(t(lang, 'シミュレーションでは検証できない項目です。証拠を確認し、確認者・日付・所見を記入してください。', 'Simulation cannot verify these items. Examine the evidence and record examiner, date and finding.'))}</p>"
-        )
-        for stage, items in build_checklist(key):
+        body.append(f"<p class=note>{e(t(lang, *_NOTE))}</p>")
+        for stage, items in groups:
             body.append(f"<h2>{e(stage.name(lang))}</h2>")
             if stage.flows:
                 flows = ", ".join(f"<code>jukisim explain {e(f)}</code>" for f in stage.flows)
-                body.append(
-                    f"<p class=flows>{e(t(lang, 'この段階を通る流れ: ', 'Flows through this stage: '))}{flows}</p>"
-                )
+                body.append(f"<p class=flows>{e(t(lang, *_FLOWS))}{flows}</p>")
             for item in items:
                 c = item.control
                 body.append(f"<section class=item id='{e(key)}-{e(c.id)}'><h3>☐ {e(c.id)} {e(c.title(lang))}</h3>")
@@ -289,18 +270,12 @@ def checklist_html(lang: Lang, profile: str | None = None) -> str:
                 body.extend(f"<li>{e(_cite(s, key, lang))}</li>" for s in item.citations)
                 body.append("</ul>")
                 if item.related:
-                    near = ", ".join(f"{r.id} {r.title(lang)}" for r in item.related)
-                    body.append(
-                        f"<p class=related>{e(t(lang, '関連する技術的対策', 'Next to technical controls'))}: {e(near)}</p>"
-                    )
-                body.append(f"<p>{e(t(lang, '確認する証拠', 'Evidence to examine'))}:</p>")
+                    body.append(f"<p class=related>{e(t(lang, *_RELATED))}: {e(_related(item, lang))}</p>")
+                body.append(f"<p>{e(t(lang, *_EVIDENCE))}:</p>")
                 body.extend(
                     f"<label><input type=checkbox> {e(evidence_text(x, lang))}</label>" for x in c.evidence_to_examine
                 )
-                body.append(
-                    f"<p class=result>{e(t(lang, '確認結果', 'Result'))}: "
-                    f"{e(t(lang, '未確認（確認者・日付・所見を記入）', 'not yet examined (examiner, date, finding)'))}</p>"
-                )
+                body.append(f"<p class=result>{e(t(lang, *_RESULT))}: {e(t(lang, *_NOT_EXAMINED))}</p>")
                 body.append("</section>")
     title = t(lang, "確認項目チェックリスト", "Checklist")
     return (
