@@ -177,10 +177,9 @@ def area_rules(profile: str, path: Path | None = None) -> AreaRules:
     return load_area_file(path or data_path(), AreaRules).get(profile, AreaRules())
 
 
-def _add_part(world: World, municipality: str, suffix: str, org: str, build: Callable[..., C], **parts: Any) -> C:
-    """The municipality's part ``suffix``, keeping its state in ``org``'s store and signing as itself."""
-    party = f"{municipality}.{suffix}"
-    component = build(party, world.store(org), world.security(party, org), world.directory, **parts)
+def _add_part(world: World, party: str, org: str, build: Callable[..., C], signs_for: str = "", **parts: Any) -> C:
+    """Add ``party``, keeping its state in ``org``'s store and signing as a party of ``signs_for`` (default ``org``)."""
+    component = build(party, world.store(org), world.security(party, signs_for or org), world.directory, **parts)
     world.components[party] = component
     return component
 
@@ -204,37 +203,26 @@ def install(world: World) -> None:
     jpki: JpkiAuthority | None = None
     center: BackupCenter | None = None
     if any(r.e_application for r in claims.values()):
-        jpki = JpkiAuthority(
+        jpki = _add_part(
+            world,
             JPKI_PARTY,
-            world.store("jlis"),
-            world.security(JPKI_PARTY, "jlis"),
-            world.directory,
+            "jlis",
+            JpkiAuthority,
             folder=world.data_dir / "keys" / "jpki",
             fresh=world.fresh,
             start=world.spec.start,
         )
-        service = EApplicationService(
-            SERVICE_PARTY, world.store("eapp_service"), world.security(SERVICE_PARTY, "eapp_service"), world.directory
-        )
-        world.components[JPKI_PARTY] = jpki
-        world.components[SERVICE_PARTY] = service
+        service = _add_part(world, SERVICE_PARTY, "eapp_service", EApplicationService)
     if any(r.backup_center for r in claims.values()):
-        center = BackupCenter(
-            BACKUP_CENTER,
-            world.store("jlis_backup"),
-            world.security(BACKUP_CENTER, "jlis"),
-            world.directory,
-            storage_key=world.key("jlis.backup_center.storage"),
-        )
-        world.components[BACKUP_CENTER] = center
+        storage_key = world.key("jlis.backup_center.storage")
+        center = _add_part(world, BACKUP_CENTER, "jlis_backup", BackupCenter, "jlis", storage_key=storage_key)
     for key, rules in claims.items():
         db = world.store(key)
         if rules.e_application is not None and service is not None and jpki is not None:
             staff = _staff(world, db, key, "e_application")
             e_app = _add_part(
                 world,
-                key,
-                "e_application",
+                f"{key}.e_application",
                 key,
                 EApplication,
                 rules=rules.e_application,
@@ -245,23 +233,22 @@ def install(world: World) -> None:
             service.add_city(key, rules.e_application)
             world.directory.connect(e_app.party, SERVICE_PARTY, rules.e_application.network.network)
         if rules.ai_ocr is not None:
-            _add_part(world, key, "ai_ocr", f"asp_{key}", AiOcr, rules=rules.ai_ocr)
+            _add_part(world, f"{key}.ai_ocr", f"asp_{key}", AiOcr, rules=rules.ai_ocr)
         if rules.counter_saas is not None:
             _add_part(
                 world,
-                key,
-                "counter_saas",
+                f"{key}.counter_saas",
                 key,
                 CounterSaas,
                 rules=rules.counter_saas,
                 core_staff=world.registry(key).staff,
             )
         if rules.gov_cloud is not None:
-            _add_part(world, key, "gov_cloud", f"gov_cloud_{key}", GovCloud, rules=rules.gov_cloud)
+            _add_part(world, f"{key}.gov_cloud", f"gov_cloud_{key}", GovCloud, rules=rules.gov_cloud)
         if rules.file_server is not None:
             staff = _staff(world, db, key, "file_server")
-            _add_part(world, key, "file_server", key, FileServer, rules=rules.file_server, staff=staff)
+            _add_part(world, f"{key}.file_server", key, FileServer, rules=rules.file_server, staff=staff)
         if rules.backup_center is not None and center is not None:
-            client = _add_part(world, key, "backup_client", key, BackupClient)
+            client = _add_part(world, f"{key}.backup_client", key, BackupClient)
             center.add_city(key, rules.backup_center)
             world.directory.connect(client.party, BACKUP_CENTER, rules.backup_center.network)
