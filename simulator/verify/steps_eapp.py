@@ -38,6 +38,12 @@ def _municipality(ctx: ScenarioContext, p: dict[str, Any]) -> str:
     return ctx.municipality(p.get("municipality"), ctx.placeholders["profile"])
 
 
+def _person(ctx: ScenarioContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The step's `person`, by default a resident of the municipality."""
+    person: dict[str, Any] = p["_person"] or ctx.person(f"resident:{_municipality(ctx, p)}")
+    return person
+
+
 def _part(ctx: ScenarioContext, p: dict[str, Any], suffix: str, kind: type[C]) -> C:
     party = f"{_municipality(ctx, p)}.{suffix}"
     component = ctx.component(party)
@@ -99,7 +105,7 @@ def _eapp_apply(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> 
     (impersonation); `alter_after_signing: {field: value}` changes the form after it was signed (tampering).
     """
     e_app = _part(ctx, p, "e_application", EApplication)
-    person = p["_person"] or ctx.person(f"resident:{e_app.municipality}")
+    person = _person(ctx, p)
     form = next((f for f in e_app.rules.procedures if f.id == p.get("procedure")), e_app.rules.procedures[0])
     signer = ctx.person(p["signer"]) if "signer" in p else person
     card = _jpki(ctx).card(str(signer["resident_code"]), str(signer["my_number"]), ctx.driver.now)
@@ -227,7 +233,7 @@ def _ocr_submit(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> 
     """A terminal of segment `terminal` (core, lgwan, internet …) sends a form image over `network`;
     `with_my_number: true` scans a form that carries the person's 個人番号."""
     ocr = _part(ctx, p, "ai_ocr", AiOcr)
-    person = p["_person"] or ctx.person(f"resident:{_municipality(ctx, p)}")
+    person = _person(ctx, p)
     text = f"{person['name']} {person['address']}" + (f" {person['my_number']}" if p.get("with_my_number") else "")
     pages = [{"image": f"scan-{uuid.uuid4().hex[:8]}.png", "text": text}]
     terminal, network = str(p.get("terminal", "lgwan")), str(p.get("network", ocr.rules.server_network))
@@ -269,7 +275,7 @@ def _dx_connect(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> 
 def _dx_stage(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """A counter case (`user`, default clerk-a) stages `person`'s record on the 連携基盤."""
     saas = _part(ctx, p, "counter_saas", CounterSaas)
-    person = p["_person"] or ctx.person(f"resident:{_municipality(ctx, p)}")
+    person = _person(ctx, p)
     session = ctx.session(saas.core_staff, str(p.get("user", "clerk-a")))
     data = {"resident_code": person["resident_code"], "my_number": person["my_number"], "case": record.name}
     _drive(ctx, record, lambda now: saas.stage(session, data, now))
@@ -321,7 +327,7 @@ def _fs_mount(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> No
 def _backup_upload(ctx: ScenarioContext, record: StepRecord, p: dict[str, Any]) -> None:
     """The city's backup job sends `person`'s record as a snapshot; `network: internet` sends it off the VPN."""
     client = _part(ctx, p, "backup_client", BackupClient)
-    person = p["_person"] or ctx.person(f"resident:{_municipality(ctx, p)}")
+    person = _person(ctx, p)
     rows = [{"resident_code": person["resident_code"], "my_number": person["my_number"], "name": person["name"]}]
     name = f"{client.party}:{record.name}"
     if "network" in p:
