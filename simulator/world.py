@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 from simulator.components.atena import Atena
 from simulator.components.base import Component, Directory
@@ -45,6 +46,7 @@ __all__ = ["DEMO_PASSWORD", "MunicipalitySpec", "World", "WorldSpec", "extension
 #: Password of the demo world's staff accounts (synthetic world, shown in the README).
 DEMO_PASSWORD = "jukisim-demo"
 MARKER = ".jukisim-world"
+C = TypeVar("C", bound=Component)
 MAX_SKEW = timedelta(minutes=5)
 
 
@@ -223,6 +225,13 @@ class World:
         """A synthetic staff account (only on a fresh build: a reopened world keeps its own accounts)."""
         if self.fresh:
             directory.add(user, name, roles, DEMO_PASSWORD, now=self.spec.start)
+
+    def add(self, build: Callable[..., C], party: str, org: str, **options: Any) -> C:
+        """A new component ``party`` of organisation ``org``: that organisation's store, the party's own
+        credentials and the world's directory, then whatever else the component takes (``options``)."""
+        component = build(party, self.store(org), self.security(party, org), self.directory, **options)
+        self.components[party] = component
+        return component
 
     def store(self, org: str) -> sqlite3.Connection:
         """The organisation's SQLite store (``<org>.sqlite`` in the world directory)."""

@@ -38,11 +38,10 @@ def install(world: World) -> None:
             continue
         party = f"{m.key}.tax_inquiry"
         tax = world.business(m.key, "tax")
-        world.components[party] = TaxInquiryDesk(
+        world.add(
+            TaxInquiryDesk,
             party,
-            world.store(m.key),
-            world.security(party, m.key),
-            world.directory,
+            m.key,
             tax_business=tax.business,
             tax_table=tax.table,
             askers=others,
@@ -61,22 +60,20 @@ def _install_systems(world: World) -> None:
         nws, own = profile.nws, profile.business
         if data.registry_linkage is not None:
             party = f"{m.key}.juki_linkage"
-            world.components[party] = RegistryLinkage(
+            world.add(
+                RegistryLinkage,
                 party,
-                db,
-                world.security(party, m.key),
-                world.directory,
+                m.key,
                 registry=world.registry(m.key),
                 staff=_staffed(world, db, party, data.registry_linkage.staff),
                 query_rows=_rows(own, "resident_register", nws.query.rows),
             )
         if data.resident_tax is not None:
             party = f"{m.key}.resident_tax"
-            world.components[party] = ResidentTaxSystem(
+            world.add(
+                ResidentTaxSystem,
                 party,
-                db,
-                world.security(party, m.key),
-                world.directory,
+                m.key,
                 data=data.resident_tax,
                 tax=world.business(m.key, "tax"),
                 staff=_staffed(world, db, party, data.resident_tax.staff),
@@ -85,11 +82,10 @@ def _install_systems(world: World) -> None:
             )
         if data.ltc is not None:
             party = f"{m.key}.ltc_insurance"
-            world.components[party] = LtcInsuranceSystem(
+            world.add(
+                LtcInsuranceSystem,
                 party,
-                db,
-                world.security(party, m.key),
-                world.directory,
+                m.key,
                 data=data.ltc,
                 ltc=world.business(m.key, "ltc"),
                 tax=world.business(m.key, "tax"),

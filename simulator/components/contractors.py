@@ -672,11 +672,10 @@ def install(world: World) -> None:
         desk_staff = StaffDirectory(db, desk_party)
         world.add_staff(desk_staff, "itaku-kanri", "委託 管理子", {"contract_manager"})
         world.add_staff(desk_staff, "itaku-kansa", "委託 監査男", {"log_auditor"})
-        desk = ContractorDesk(
-            desk_party, db, world.security(desk_party, m.key), world.directory,
+        desk = world.add(
+            ContractorDesk, desk_party, m.key,
             municipality=m.key, contracts=contracts, rules=crules, media_rules=mrules, staff=desk_staff,
         )
-        world.components[desk_party] = desk
         if world.fresh:
             desk.record_contracts(start)
             for contract in contracts:
@@ -696,13 +695,12 @@ def install(world: World) -> None:
         world.add_staff(media_staff, "clerk", "一般 職員", {"registry_clerk"})
         world.add_staff(media_staff, "witness", "立会 職員", {"registry_clerk"})
         world.add_staff(media_staff, "manager", "管理 責任者", {"media_manager"})
-        media = MediaControl(
-            media_party, db, world.security(media_party, m.key), world.directory,
+        media = world.add(
+            MediaControl, media_party, m.key,
             rules=mrules, staff=media_staff, media_key=world.key(f"{m.key}.cs.media"),
             contractor_destinations=frozenset(f"contractor:{c.contract_id}" for c in contracts),
             handover_encryption=crules.handover_encryption is not None,
         )
-        world.components[media_party] = media
         if world.fresh:
             media.seed_designated_media(start)
 
@@ -714,7 +712,10 @@ def install(world: World) -> None:
             if contracts:
                 world.add_staff(fs_staff, "itaku-share", f"{contracts[0].contractor.name} 従事者 {contracts[0].contract_id}-1",
                                 {"file_share", "contractor"})
-            world.components[fs_party] = SharedFileServer(
-                fs_party, db, world.security(fs_party, m.key), world.directory, rule=crules.shared_file_server,
+            world.add(
+                SharedFileServer,
+                fs_party,
+                m.key,
+                rule=crules.shared_file_server,
                 staff=fs_staff,
             )

@@ -830,11 +830,10 @@ def install(world: World) -> None:
             continue
         party = f"{m.key}.lifecycle"
         cs = world.components.get(f"{m.key}.municipal_cs")
-        world.components[party] = DataLifecycle(
+        world.add(
+            DataLifecycle,
             party,
-            world.store(m.key),
-            world.security(party, m.key),
-            world.directory,
+            m.key,
             municipality=m.key,
             plan=plan,
             backup_root=world.data_dir / "backups",

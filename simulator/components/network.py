@@ -825,11 +825,10 @@ def install(world: World) -> None:
         parties["prefectural_server"] = f"jlis.prefectural_server.{m.prefecture}"
         platform_path = "relay" if m.relay is not None and "relay" in spec.hosts else "intermediate_server"
         network_party = f"{m.key}.network"
-        network = Network(
+        network = world.add(
+            Network,
             network_party,
-            db,
-            world.security(network_party, m.key),
-            world.directory,
+            m.key,
             municipality=m.key,
             data=spec,
             trust=world.trust,
@@ -840,15 +839,13 @@ def install(world: World) -> None:
         if world.fresh:
             with transaction(db):
                 network.seed(world.spec.start)
-        world.components[network_party] = network
         registry = world.components[f"{m.key}.registry"]
         assert isinstance(registry, Registry)
         fleet_party = f"{m.key}.terminals"
-        world.components[fleet_party] = TerminalFleet(
+        world.add(
+            TerminalFleet,
             fleet_party,
-            db,
-            world.security(fleet_party, m.key),
-            world.directory,
+            m.key,
             municipality=m.key,
             network=network,
             systems={p: c for p, c in world.components.items() if p.startswith(f"{m.key}.")},
@@ -856,11 +853,10 @@ def install(world: World) -> None:
         )
         if spec.counter is not None:
             counter_party = f"{m.key}.counter"
-            world.components[counter_party] = Counter(
+            world.add(
+                Counter,
                 counter_party,
-                db,
-                world.security(counter_party, m.key),
-                world.directory,
+                m.key,
                 municipality=m.key,
                 spec=spec.counter,
                 registry=registry,
