@@ -278,7 +278,9 @@ class Component:
             )
         if personal is not None:
             reader = seal_to or recipient
-            sealed = self.security.seal(dict(personal), self.directory.certificate(reader))
+            # Never seal to a certificate the trust store would refuse now (revoked, expired, unknown: NET-003).
+            certificate = self.security.sealing_certificate(self.directory.certificate(reader), now)
+            sealed = self.security.seal(dict(personal), certificate)
             sealed_for = reader
         envelope = Envelope(
             id=uuid.uuid4().hex,

@@ -336,6 +336,12 @@ class MessageSecurity:
 
     # -- sealing -------------------------------------------------------------------------------------------
 
+    def sealing_certificate(self, certificate: x509.Certificate, now: datetime) -> x509.Certificate:
+        """``certificate`` (a reader's, as its directory publishes it) validated at ``now`` against the trust store:
+        chain to the root through our issuing CA, validity and the CRL. Personal data is sealed only to a party that
+        can be authenticated now (NET-003); a revoked or unknown reader raises the same Refusal a receiver would."""
+        return self._trust.validate((certificate, *self.credential.chain[1:]), now, component=self.party_id)
+
     def seal(self, payload: dict[str, Any], to: x509.Certificate) -> str:
         """``payload`` as JWE compact (ECDH-ES+A256KW, A256GCM) that only the holder of ``to`` can open.
 

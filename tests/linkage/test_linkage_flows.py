@@ -19,11 +19,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from simulator.audit import verify_directory
-from simulator.components.base import Link, Outgoing
+from simulator.components.base import Link, Outgoing, Result
 from simulator.controls.decision import Outcome
 from simulator.demo import PROVIDER, REQUESTER, DemoRun, run_flows, setup_world
 from simulator.drivers.inproc import Hop
-from simulator.errors import RefusalCode
+from simulator.errors import Refusal, RefusalCode
 from simulator.model.envelope import Envelope, MessageType
 from simulator.world import DEMO_PASSWORD
 
@@ -209,6 +209,27 @@ def test_revoked_certificate_is_refused(tmp_path: Path) -> None:
         assert refused and refused[0].refusal is not None
         assert refused[0].refusal.code == RefusalCode.REVOKED_CERTIFICATE
         assert refused[0].refusal.control_id == "NET-003"
+    finally:
+        run.world.close()
+
+
+def test_nothing_personal_is_sealed_to_a_revoked_reader(tmp_path: Path) -> None:
+    """The provider's 中間サーバー is revoked: the answer is not sealed to it by anyone, and nothing is provided."""
+    run = setup_world(tmp_path / "revoked-reader", size=80)
+    try:
+        world = run.world
+        requester_chukan = f"platform.intermediate_server.{REQUESTER}"
+        world.ca.revoke(world.directory.certificate(requester_chukan).serial_number, run.driver.now)
+        provider_chukan = world.intermediate(PROVIDER)
+        result = Result()
+        with pytest.raises(Refusal) as refused:
+            provider_chukan.send(result, MessageType.QUERY, "nws.core", run.driver.now,
+                                 personal={"probe": 1}, seal_to=requester_chukan)
+        assert refused.value.code == RefusalCode.REVOKED_CERTIFICATE and refused.value.control_id == "NET-003"
+        assert not result.outgoing
+        fine = Result()
+        provider_chukan.send(fine, MessageType.QUERY, "nws.core", run.driver.now, personal={"probe": 1})
+        assert fine.outgoing and fine.outgoing[0].sealed_for == "nws.core"
     finally:
         run.world.close()
 
